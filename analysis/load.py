@@ -1,0 +1,25 @@
+"""Reading a sweep's results tables (DESIGN.md §Results)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from trainables import paths  # file layout only (stdlib), no training code
+
+
+def read_table(sweep_dir: str, table: str) -> pd.DataFrame:
+    """One results table of a sweep as a DataFrame (empty, with no columns, if nothing was written yet)."""
+    folder = paths.table_dir(sweep_dir, table)
+    if "://" not in folder and not os.path.isdir(folder):
+        return pd.DataFrame()
+    dataset = ds.dataset(folder, format="parquet")
+    fragments = list(dataset.get_fragments())
+    if not fragments:
+        return pd.DataFrame()
+    # files of one sweep share a schema; unify anyway so folders merged from several sweeps read whole
+    schema = pa.unify_schemas([f.physical_schema for f in fragments], promote_options="permissive")
+    return ds.dataset(folder, format="parquet", schema=schema).to_table().to_pandas()

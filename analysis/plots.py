@@ -1,0 +1,31 @@
+"""Plots written as PNG (matplotlib's Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+
+def metric_vs_sparsity(trials: pd.DataFrame, best: pd.DataFrame, path: str) -> str:
+    """Metric of the best configuration per cell against sparsity, one line per method, error bars over seeds."""
+    keep = trials[trials["config_hash"].isin(best["config_hash"]) & (trials["status"] == "completed")]
+    metric = best["metric"].iloc[0]
+    sparse, dense = keep[keep["method"] != "dense"], keep[keep["method"] == "dense"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sns.lineplot(data=sparse, x="target_sparsity", y="value", hue="method", style="method", markers=True,
+                 dashes=False, errorbar="sd", err_style="bars", ax=ax)
+    if not dense.empty:
+        ax.axhline(dense["value"].mean(), color="grey", linestyle="--", label="dense")
+    ax.set_xlabel("target sparsity (fraction of prunable weights that are zero)")
+    ax.set_ylabel(f"{metric} (best config per point; mean ± sd over seeds)")
+    ax.set_title(f"{best['task'].iloc[0]}: {metric} vs sparsity")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,89 @@
+"""`sparsity report SWEEP_DIR`: the comparison a researcher reads, written to SWEEP_DIR/report/."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from analysis import plots, tables
+from analysis.load import read_table
+from trainables import paths
+
+
+@dataclass
+class Report:
+    folder: str
+    markdown: str  # the method x sparsity table, for printing
+    trials: int
+
+
+class ReportError(ValueError):
+    pass
+
+
+def write_report(sweep_dir: str) -> Report:
+    """Write README.md, best.csv and metric_vs_sparsity.png under SWEEP_DIR/report/."""
+    if not os.path.isdir(sweep_dir):
+        raise ReportError(f"{sweep_dir}: no such sweep folder")
+    trials = read_table(sweep_dir, "trials")
+    if trials.empty:
+        raise ReportError(f"{sweep_dir}: no finished trials yet (nothing in {paths.table_dir(sweep_dir, 'trials')})")
+    folder = paths.report_dir(sweep_dir)
+    os.makedirs(folder, exist_ok=True)
+    best = tables.best_per_cell(trials)
+    table = tables.to_markdown(tables.wide_table(best)) if not best.empty else "(no completed trials)"
+    best.to_csv(os.path.join(folder, "best.csv"), index=False)
+    sections = [f"# Sweep report: {os.path.basename(sweep_dir.rstrip('/'))}", "", _summary(trials), "",
+                "## Best configuration per method and target sparsity", "", _legend(best), "", table, ""]
+    if not best.empty:
+        plots.metric_vs_sparsity(trials, best, os.path.join(folder, "metric_vs_sparsity.png"))
+        sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "", "## Details", "", _details(best, trials), ""]
+    sections += ["## Achieved vs target sparsity", "", _audit(trials), ""]
+    failed = trials[trials["status"] != "completed"]
+    if not failed.empty:
+        sections += ["## Trials that did not complete", "",
+                     tables.to_markdown(failed[["trial_id", "method", "target_sparsity", "status", "steps"]], False), ""]
+    with open(os.path.join(folder, "README.md"), "w") as f:
+        f.write("\n".join(sections))
+    return Report(folder, table, len(trials))
+
+
+def _summary(trials) -> str:
+    counts = trials["status"].value_counts().to_dict()
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return (f"{len(trials)} trials ({parts}) of task {', '.join(sorted(trials['task'].unique()))}; "
+            f"methods: {', '.join(sorted(trials['method'].unique()))}.")
+
+
+def _legend(best) -> str:
+    metric = best["metric"].iloc[0] if not best.empty else "metric"
+    unit = " (%)" if metric in tables.PERCENT_METRICS else ""
+    return (f"Cells: {metric}{unit} of the best hyper-parameter configuration, mean ± std over seeds, "
+            "and in brackets the achieved sparsity (mean over seeds).")
+
+
+def _details(best, trials) -> str:
+    varying = [c for c in trials.columns if c not in _FIXED and trials[c].nunique(dropna=True) > 1]
+    rows = []
+    for r in best.itertuples():
+        example = trials[trials["config_hash"] == r.config_hash].iloc[0]
+        hps = ", ".join(f"{c}={example[c]}" for c in varying if example.notna()[c])
+        rows.append({"method": r.method, "target": r.target_sparsity, "achieved": round(r.sparsity_mean, 4),
+                     "value": tables.format_value(r.metric, r.value_mean, r.value_std), "seeds": r.seeds,
+                     "configs tried": r.configs, "best config": hps or "(only one)"})
+    import pandas as pd
+
+    return tables.to_markdown(pd.DataFrame(rows), index=False)
+
+
+def _audit(trials) -> str:
+    flagged = tables.audit(trials)
+    if flagged.empty:
+        return (f"Every completed trial is within {100 * tables.AUDIT_TOLERANCE:.1f} points of its target "
+                "(methods that aim at one).")
+    return (f"{len(flagged)} trials miss their target by more than {100 * tables.AUDIT_TOLERANCE:.1f} points:\n\n"
+            + tables.to_markdown(flagged, index=False))
+
+
+_FIXED = {"sweep", "trial_id", "parent_trial_id", "stage", "task", "method", "seed", "config_hash",
+          "target_sparsity", "source", "status", "metric", "mode", "value", "sparsity", "steps", "wall_time_s"}

@@ -1,0 +1,5 @@
+"""Where a sweep runs: an embedded local Ray (default) or a running cluster (--address)."""
+
+from cluster.local import connect
+
+__all__ = ["connect"]

@@ -1,0 +1,14 @@
+"""Sparsifiers: one small class per method behind the hooks in `methods.base`, registered by name.
+
+>>> import methods
+>>> methods.names()
+['dense', 'magnitude', 'random']
+>>> cls = methods.get("magnitude")
+>>> sparsifier = cls(cls.Config(begin_step=100, end_step=900), target=0.9, seed=0)
+"""
+
+from methods import dense, magnitude, random_pruning, schedules  # noqa: F401  (registers the methods)
+from methods.base import MethodConfig, Sparsifier, prunable_parameters
+from methods.registry import get, names, register
+
+__all__ = ["MethodConfig", "Sparsifier", "get", "names", "prunable_parameters", "register", "schedules"]

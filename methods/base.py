@@ -1,0 +1,108 @@
+"""The sparsifier contract: the hooks a training loop calls, and nothing else.
+
+A training loop does, for every step:
+
+    loss = task_loss + sparsifier.penalty(step)
+    loss.backward(); optimizer.step()
+    sparsifier.after_step(step)
+
+and reads `masks()`, `sparsity()` and `layer_sparsity()` for evaluation and results. It never learns which
+method it runs. Sparsity counts prunable weight tensors only (conv, linear and embedding weights; biases and
+norms are never pruned), globally over all of them and per tensor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
+
+
+def prunable_parameters(model: nn.Module) -> OrderedDict[str, nn.Parameter]:
+    """The weights a sparsifier may prune, in module order, keyed by parameter name."""
+    params: OrderedDict[str, nn.Parameter] = OrderedDict()
+    for module_name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            params[f"{module_name}.weight" if module_name else "weight"] = module.weight
+    if not params:
+        raise ValueError("model has no prunable weights (conv, linear or embedding)")
+    return params
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+    """Base of every method's hyper-parameters. Fields carry `metadata={"help": ...}`."""
+
+    def check_steps(self, total_steps: int) -> None:
+        """Raise ValueError if these options cannot run in a training of `total_steps` steps."""
+
+
+class Sparsifier:
+    """Base class: a method overrides the hooks it needs.
+
+    `target` is the requested fraction of zero prunable weights (0 <= target < 1); methods that learn their
+    sparsity (`targets_sparsity = False`) may ignore it. `seed` makes every random choice reproducible.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    targets_sparsity: ClassVar[bool] = True
+
+    def __init__(self, config: MethodConfig, target: float = 0.0, seed: int = 0):
+        if not 0.0 <= target < 1.0:
+            raise ValueError(f"target sparsity must be in [0, 1), got {target}")
+        self.config = config
+        self.target = target
+        self.seed = seed
+        self.params: OrderedDict[str, nn.Parameter] = OrderedDict()
+        self._masks: dict[str, torch.Tensor] = {}
+
+    # -- hooks -------------------------------------------------------------------------------------------
+    def prepare(self, model: nn.Module) -> None:
+        """Choose the prunable tensors and install all-ones masks."""
+        self.params = prunable_parameters(model)
+        self._masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in self.params.items()}
+
+    def penalty(self, step: int) -> torch.Tensor:
+        """Regulariser added to the loss; zero for methods without one."""
+        device = next(iter(self.params.values())).device
+        return torch.zeros((), device=device)
+
+    def after_step(self, step: int) -> None:
+        """Called after optimizer step number `step` (1-based). Keeps pruned weights at exactly zero."""
+        self.apply_masks()
+
+    # -- what evaluation and results see -----------------------------------------------------------------
+    def masks(self) -> dict[str, torch.Tensor]:
+        return dict(self._masks)
+
+    def layer_sparsity(self) -> dict[str, float]:
+        return {n: 1.0 - m.sum().item() / m.numel() for n, m in self.masks().items()}
+
+    def sparsity(self) -> float:
+        masks = self.masks()
+        total = sum(m.numel() for m in masks.values())
+        return 1.0 - sum(m.sum().item() for m in masks.values()) / total
+
+    # -- resume ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"masks": {n: m.clone() for n, m in self._masks.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = set(self._masks) ^ set(state["masks"])
+        if missing:
+            raise ValueError(f"sparsifier state does not match the model's prunable tensors: {sorted(missing)}")
+        for name, mask in state["masks"].items():
+            self._masks[name] = mask.to(device=self._masks[name].device, dtype=torch.bool)
+        self.apply_masks()
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        for name, param in self.params.items():
+            param.mul_(self._masks[name])

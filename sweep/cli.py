@@ -1,0 +1,130 @@
+"""`sparsity`: run sweeps of sparsification methods and compare them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import resources
+
+EXIT_BAD_INPUT = 2
+
+
+def demo_spec() -> str:
+    return str(resources.files("sweep") / "specs" / "demo.yaml")
+
+
+def _storage_default() -> str:
+    return os.environ.get("SPARSITY_STORAGE", "sweeps")
+
+
+def cmd_run(args) -> int:
+    from sweep import runner, spec
+
+    parsed = spec.load(args.spec)
+    outcome = runner.run(parsed, args.spec, args.storage, address=args.address, num_cpus=args.num_cpus)
+    print(f"{outcome.completed}/{outcome.trials} trials finished in {outcome.wall_time_s:.0f} s; "
+          f"results in {outcome.sweep_dir}/results")
+    if args.report or args.command == "demo":
+        _print_report(outcome.sweep_dir)
+    return 0 if outcome.errored == 0 else 1
+
+
+def cmd_demo(args) -> int:
+    args.spec = demo_spec()
+    return cmd_run(args)
+
+
+def cmd_plan(args) -> int:
+    from sweep import plan, spec
+    from trainables import paths
+
+    parsed = spec.load(args.spec)
+    trials = plan.expand(parsed, paths.sweep_dir(args.storage, parsed.name), args.spec)
+    print(f"{parsed.name}: {len(trials)} trials of task {parsed.task} -> {paths.sweep_dir(args.storage, parsed.name)}")
+    for t in trials:
+        print(f"  {t.trial_id}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    _print_report(args.sweep_dir)
+    return 0
+
+
+def _print_report(sweep_dir: str) -> None:
+    from analysis.report import write_report
+
+    report = write_report(sweep_dir)
+    print()
+    print(report.markdown)
+    print()
+    print(f"report: {os.path.join(report.folder, 'README.md')}")
+
+
+def cmd_methods(args) -> int:
+    import methods
+    from sweep.spec import describe
+
+    for name in methods.names():
+        cls = methods.get(name)
+        print(f"{name}:{'' if cls.targets_sparsity else ' (no target sparsity)'}")
+        for field, default, help in describe(cls.Config):
+            print(f"  {field:<14} {default:<10} {help}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparsity", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_storage(sp):
+        sp.add_argument("--storage", default=_storage_default(),
+                        help="root folder of sweeps (default: $SPARSITY_STORAGE or ./sweeps)")
+        return sp
+
+    def with_ray(sp):
+        sp.add_argument("--address", help="join a running Ray cluster (e.g. auto or HOST:6379) instead of "
+                        "starting an embedded local one")
+        sp.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
+        return sp
+
+    run = with_ray(with_storage(sub.add_parser("run", help="run a sweep from a YAML spec, or resume it")))
+    run.add_argument("spec", help="path to the sweep spec (YAML)")
+    run.add_argument("--report", action="store_true", help="write and print the report at the end")
+    run.set_defaults(func=cmd_run)
+
+    demo = with_ray(with_storage(sub.add_parser(
+        "demo", help="magnitude vs random pruning on the Cubist Spiral (minutes on a laptop), then the report")))
+    demo.set_defaults(func=cmd_demo, report=True)
+
+    plan = with_storage(sub.add_parser("plan", help="validate a spec and list its trials; runs and writes nothing"))
+    plan.add_argument("spec", help="path to the sweep spec (YAML)")
+    plan.set_defaults(func=cmd_plan)
+
+    report = sub.add_parser("report", help="write SWEEP_DIR/report/ (tables, plot) and print the table")
+    report.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo")
+    report.set_defaults(func=cmd_report)
+
+    meth = sub.add_parser("methods", help="list the registered methods and their options")
+    meth.set_defaults(func=cmd_methods)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from analysis.report import ReportError
+    from sweep.spec import SpecError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpecError, ReportError) as e:
+        print(f"sparsity: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("sparsity: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

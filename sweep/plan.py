@@ -1,0 +1,110 @@
+"""Spec -> the list of trials, each with its run identity.
+
+Run identity (OpenLTH's rule): config_hash is the md5 of the canonical string of the *non-default* fields of
+the task options and method options, plus task, method and target sparsity. The seed sits beside it in the
+trial id. So adding an option whose default changes nothing never changes an existing id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import typing
+from typing import Any, Literal
+
+import methods
+from sweep.spec import Spec, SpecError
+from trainables import results, tasks
+from trainables.trial import Trial
+
+
+def grid(values: dict[str, Any], cls: type) -> list[dict[str, Any]]:
+    """Expand list-valued options (where the field takes one value) into the cartesian product."""
+    hints = typing.get_type_hints(cls)
+    keys = list(values)
+    axes = [v if isinstance(v, list) and typing.get_origin(hints[k]) is not list else [v] for k, v in values.items()]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
+
+
+def canonical(config: Any) -> dict[str, Any]:
+    """The fields of a config dataclass that differ from their defaults (required fields always count)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        if value != default:
+            out[f.name] = value
+    return out
+
+
+def config_hash(task: str, options: Any, method: str, method_config: Any, target: float) -> str:
+    parts = [f"task={task}", f"method={method}", f"target_sparsity={target!r}"]
+    parts += [f"task.{k}={v!r}" for k, v in sorted(canonical(options).items())]
+    parts += [f"method.{k}={v!r}" for k, v in sorted(canonical(method_config).items())]
+    return hashlib.md5(",".join(parts).encode()).hexdigest()
+
+
+def trial_id(method: str, target: float, digest: str, seed: int) -> str:
+    return f"{method}-{target:g}-{digest[:10]}-s{seed}"
+
+
+def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
+    """All trials of a spec, in a stable order. Raises SpecError for combinations that cannot run."""
+    task_cls = tasks.get(spec.task)
+    hp_columns = hyperparameter_columns(spec, source)
+    threads = max(1, int(spec.resources.cpus_per_worker))
+    trials: list[Trial] = []
+    for task_values in grid(spec.task_options, task_cls.Options):
+        options = _construct(task_cls.Options, task_values, "task_options", source)
+        total = task_cls.total_steps_for(options)
+        for name, method_values in spec.methods.items():
+            method = methods.get(name)
+            for values in grid(method_values, method.Config):
+                config = _construct(method.Config, values, f"methods.{name}", source)
+                try:
+                    config.check_steps(total)
+                except ValueError as e:
+                    raise SpecError(f"{source}: methods.{name}: {e}") from None
+                for target in spec.sparsity if method.targets_sparsity else [0.0]:
+                    digest = config_hash(spec.task, options, name, config, target)
+                    for seed in spec.seeds:
+                        trials.append(Trial(
+                            sweep=spec.name, sweep_dir=sweep_dir, trial_id=trial_id(name, target, digest, seed),
+                            config_hash=digest, task=spec.task, task_options=dataclasses.asdict(options),
+                            method=name, method_config=dataclasses.asdict(config), target_sparsity=target,
+                            seed=seed, hp_columns=hp_columns, threads=threads))
+    return trials
+
+
+def _construct(cls: type, values: dict[str, Any], where: str, source: str) -> Any:
+    try:
+        return cls(**values)
+    except ValueError as e:
+        raise SpecError(f"{source}: {where}: {e}") from None
+
+
+_ARROW_KIND = {int: "int", float: "float", str: "str", bool: "bool"}
+
+
+def _kind(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return _ARROW_KIND[type(typing.get_args(tp)[0])]
+    return _ARROW_KIND.get(tp, "str")
+
+
+def hyperparameter_columns(spec: Spec, source: str = "<spec>") -> tuple[tuple[str, str], ...]:
+    """One results column per option of the task and of every method in the spec (union, typed)."""
+    task_cls = tasks.get(spec.task)
+    configs = [("task_options", task_cls.Options)] + [(f"methods.{m}", methods.get(m).Config) for m in spec.methods]
+    columns: dict[str, str] = {}
+    for where, cls in configs:
+        for name, tp in typing.get_type_hints(cls).items():
+            kind = _kind(tp)
+            if any(name in results.COLUMNS[t] for t in results.HP_TABLES):
+                raise SpecError(f"{source}: {where}.{name}: this option's name is also a results column")
+            if columns.setdefault(name, kind) != kind:
+                raise SpecError(f"{source}: {where}.{name}: its type ({kind}) clashes with another option's "
+                                f"({columns[name]}) of the same name")
+    return tuple(columns.items())

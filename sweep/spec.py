@@ -1,0 +1,224 @@
+"""The sweep spec: YAML checked against typed dataclasses before anything starts or is written.
+
+Every error is one line naming the file, the key and what is allowed, e.g.
+
+    demo.yaml: methods.magnitude.begin_stp: unknown key; allowed: begin_step, end_step, frequency
+
+In `task_options` and in a method's options, a list where a field takes one value is a grid over its values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from typing import Any, Literal
+
+import yaml
+
+
+class SpecError(ValueError):
+    """A spec that cannot run. str(error) is the whole one-line message."""
+
+
+def _f(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    workers: int = _f(1, "training processes per trial (tasks that support it train data-parallel)")
+    cpus_per_worker: float = _f(1.0, "CPUs reserved per worker; also the torch thread count")
+    gpus_per_worker: float = _f(0.0, "GPUs reserved per worker")
+    max_concurrent_trials: int = _f(0, "upper bound on trials running at once (0: as many as resources allow)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    max_failures: int = _f(3, "times a crashed trial is restarted from its last checkpoint (-1: always)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    name: str = _f(help="sweep name: the results folder under the storage root")
+    task: str = _f(help="trainable task, e.g. cubist_spiral")
+    methods: dict = _f(help="method name -> its options (lists are grids); see `sparsity methods`")
+    sparsity: list = _f([], help="target sparsities in [0, 1), for methods that aim at one")
+    seeds: list = _f([0], help="one trial per seed for every configuration")
+    task_options: dict = _f({}, help="the task's options (lists are grids)")
+    resources: Resources = _f(Resources(), help="per-trial resources")
+    failure: Failure = _f(Failure(), help="retry policy")
+    description: str = _f("", help="free text, kept with the results")
+
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def load(path: str) -> Spec:
+    """Read and validate a spec file; raises SpecError."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read spec file: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise SpecError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    return parse(data, path)
+
+
+def parse(data: Any, source: str = "<spec>") -> Spec:
+    """Validate a mapping (e.g. from YAML) into a Spec; raises SpecError naming `source` and the key."""
+    from methods import get as get_method
+    from methods import names as method_names
+    from trainables import tasks
+
+    def fail(key: str, problem: str) -> typing.NoReturn:
+        raise SpecError(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")
+
+    given = build_fields(Spec, data, "", fail, grid=False)
+    fields = {f.name: given[f.name] if f.name in given else _default(f) for f in dataclasses.fields(Spec)}
+    if not NAME_RE.match(fields["name"]):
+        fail("name", f"{fields['name']!r} is not a valid folder name (letters, digits, '.', '_', '-')")
+    if fields["task"] not in tasks.names():
+        fail("task", f"unknown task {fields['task']!r}; registered: {', '.join(tasks.names())}")
+    task_cls = tasks.get(fields["task"])
+    fields["task_options"] = build_fields(task_cls.Options, fields["task_options"], "task_options", fail, grid=True)
+
+    if not fields["methods"]:
+        fail("methods", f"at least one method is required; registered: {', '.join(method_names())}")
+    parsed_methods = {}
+    for name, options in fields["methods"].items():
+        if name not in method_names():
+            fail(f"methods.{name}", f"unknown method; registered: {', '.join(method_names())}")
+        parsed_methods[name] = build_fields(get_method(name).Config, options or {}, f"methods.{name}", fail, True)
+    fields["methods"] = parsed_methods
+
+    sparsity = fields["sparsity"]
+    for i, s in enumerate(sparsity):
+        if isinstance(s, bool) or not isinstance(s, (int, float)):
+            fail(f"sparsity[{i}]", f"expected a number in [0, 1), got {s!r}")
+        if not 0.0 <= s < 1.0:
+            fail(f"sparsity[{i}]", f"{s} is outside [0, 1)")
+    if any(get_method(m).targets_sparsity for m in parsed_methods) and not sparsity:
+        fail("sparsity", "a list of target sparsities in [0, 1) is required for " + ", ".join(
+            m for m in parsed_methods if get_method(m).targets_sparsity))
+    _no_duplicates(sparsity, "sparsity", fail)
+    fields["sparsity"] = [float(s) for s in sparsity]
+
+    seeds = fields["seeds"]
+    for i, s in enumerate(seeds):
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            fail(f"seeds[{i}]", f"expected a non-negative integer, got {s!r}")
+    if not seeds:
+        fail("seeds", "at least one seed is required")
+    _no_duplicates(seeds, "seeds", fail)
+    fields["seeds"] = seeds
+
+    resources = Resources(**build_fields(Resources, fields["resources"], "resources", fail, grid=False))
+    if not 1 <= resources.workers <= task_cls.max_workers:
+        fail("resources.workers", f"{resources.workers} is not supported by task {task_cls.name}; "
+             f"allowed: 1..{task_cls.max_workers}")
+    if resources.cpus_per_worker <= 0 or resources.gpus_per_worker < 0:
+        fail("resources", "cpus_per_worker must be > 0 and gpus_per_worker >= 0")
+    if resources.max_concurrent_trials < 0:
+        fail("resources.max_concurrent_trials", "expected 0 (no limit) or a positive count")
+    fields["resources"] = resources
+    failure = Failure(**build_fields(Failure, fields["failure"], "failure", fail, grid=False))
+    if failure.max_failures < -1:
+        fail("failure.max_failures", f"expected -1 (always) or a count >= 0, got {failure.max_failures}")
+    fields["failure"] = failure
+    return Spec(**fields)
+
+
+def build_fields(cls: type, data: Any, where: str, fail, grid: bool) -> dict[str, Any]:
+    """Check `data` against the dataclass `cls`: unknown keys, missing keys and types. Returns plain values.
+
+    With grid=True a list where a field takes one value is a grid: each element is checked and the list kept.
+    """
+    prefix = f"{where}." if where else ""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        fail(where or "spec", f"expected a mapping of keys to values, got {_kind(data)}")
+    allowed = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in allowed:
+            fail(f"{prefix}{key}", f"unknown key; allowed: {', '.join(allowed)}")
+    out = {}
+    for name, field in allowed.items():
+        if name not in data:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                fail(f"{prefix}{name}", f"missing; this key is required ({field.metadata.get('help', '')})")
+            continue
+        value, tp = data[name], hints[name]
+        if grid and isinstance(value, list) and typing.get_origin(tp) is not list:
+            if not value:
+                fail(f"{prefix}{name}", "an empty list gives no configurations")
+            _no_duplicates(value, f"{prefix}{name}", fail)
+            out[name] = [check_type(v, tp, f"{prefix}{name}", fail) for v in value]
+        elif dataclasses.is_dataclass(tp):
+            out[name] = value  # nested section: validated by the caller
+        else:
+            out[name] = check_type(value, tp, f"{prefix}{name}", fail)
+    return out
+
+
+def check_type(value: Any, tp: Any, key: str, fail) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            fail(key, f"{value!r} is not allowed; choose one of {', '.join(map(str, typing.get_args(tp)))}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML reads 5e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail(key, f"expected a number, got {_kind(value)} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail(key, f"expected an integer, got {_kind(value)} {value!r}")
+        return value
+    expected = {str: "a string", bool: "true or false", dict: "a mapping", list: "a list"}.get(origin or tp)
+    if expected and not isinstance(value, origin or tp):
+        fail(key, f"expected {expected}, got {_kind(value)} {value!r}")
+    return value
+
+
+def _default(field: dataclasses.Field) -> Any:
+    return field.default if field.default is not dataclasses.MISSING else field.default_factory()
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
+        type(value), type(value).__name__)
+
+
+def _no_duplicates(values: list, key: str, fail) -> None:
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        fail(key, f"duplicate values {seen}")
+
+
+def describe(cls: type) -> list[tuple[str, str, str]]:
+    """(name, default, help) of every field of a config dataclass, for --help style listings."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = "required" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING \
+            else repr(f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        rows.append((f.name, default, f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,88 @@
+"""The task contract: data + model + recipe + evaluation metric. The training loop is shared by all tasks."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+_TASKS: dict[str, type[Task]] = {}
+
+
+class Task:
+    """A task builds everything a trial trains, deterministically from (options, seed).
+
+    `batch(step)` must depend on (seed, step) only, so a resumed trial sees the same data as an uninterrupted
+    one without saving any data-loader state. `learning_rate(step)` is likewise stateless.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type]
+    metric: ClassVar[str]
+    mode: ClassVar[str] = "max"  # whether a higher metric is better ("max") or a lower one ("min")
+    max_workers: ClassVar[int] = 1
+
+    def __init__(self, options: Any, seed: int, device: torch.device):
+        self.options, self.seed, self.device = options, seed, device
+
+    @classmethod
+    def total_steps_for(cls, options: Any) -> int:
+        raise NotImplementedError
+
+    @property
+    def total_steps(self) -> int:
+        return self.total_steps_for(self.options)
+
+    @property
+    def eval_every(self) -> int:
+        return self.options.eval_every
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def learning_rate(self, step: int) -> float:
+        raise NotImplementedError
+
+    def batch(self, step: int) -> Any:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module) -> float:
+        raise NotImplementedError
+
+
+def register(cls: type[Task]) -> type[Task]:
+    _TASKS[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> type[Task]:
+    _load_builtin()
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; registered: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    _load_builtin()
+    return sorted(_TASKS)
+
+
+def options_from_dict(task: type[Task], values: dict[str, Any]) -> Any:
+    return task.Options(**values)
+
+
+def options_to_dict(options: Any) -> dict[str, Any]:
+    return dataclasses.asdict(options)
+
+
+def _load_builtin() -> None:
+    from trainables import cubist  # noqa: F401  (registers cubist_spiral)

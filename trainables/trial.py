@@ -1,0 +1,38 @@
+"""One trial, fully resolved: what sweep/ hands to a trainable and what every result row is keyed by."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    sweep: str
+    sweep_dir: str  # absolute path or URI; results go under it (trainables.paths)
+    trial_id: str  # config_hash + seed: unique within a sweep
+    config_hash: str  # hash of the canonical non-default config, seed excluded
+    task: str
+    task_options: dict[str, Any]  # every field, defaults included
+    method: str
+    method_config: dict[str, Any]
+    target_sparsity: float
+    seed: int
+    stage: str = "main"
+    parent_trial_id: str | None = None
+    # (name, arrow type) of every hyper-parameter column of the sweep, so all files share one schema
+    hp_columns: tuple[tuple[str, str], ...] = ()
+    threads: int = 1  # torch intra-op threads for this trial
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trial:
+        d = dict(d)
+        d["hp_columns"] = tuple(tuple(c) for c in d.get("hp_columns", ()))
+        return cls(**d)
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return {**self.task_options, **self.method_config}

@@ -1,0 +1,34 @@
+"""The only place trainables/ touches Ray Tune: a function trainable and its Session."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from ray import tune
+
+from trainables.loop import run_trial
+from trainables.session import load_state, save_state
+from trainables.trial import Trial
+
+
+class TuneSession:
+    def restore(self) -> dict[str, Any] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return load_state(folder)
+
+    def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        if state is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            save_state(state, folder)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def trainable(config: dict[str, Any]) -> None:
+    """Tune function trainable: `config["trial"]` is a `Trial.to_dict()`."""
+    run_trial(Trial.from_dict(config["trial"]), TuneSession())
