@@ -7,7 +7,8 @@ import logging
 import os
 from collections.abc import Iterator
 
-# Quiet Tune before it is imported: we print our own progress.
+# Quiet Tune before it is imported: we print our own progress (sweep/progress.py), one line per trial.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
@@ -23,7 +24,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
     if ray.is_initialized():
         yield
         return
-    quiet = dict(configure_logging=True, logging_level=logging.WARNING, log_to_driver=False)
+    quiet = dict(configure_logging=True, logging_level=logging.ERROR, log_to_driver=False)
     if address:
         ray.init(address=address, **quiet)
     else:

@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import typing
 from typing import Any, Literal
 
 import methods
-from sweep.spec import Spec, SpecError
+from sweep.spec import Spec, SpecError, grid
 from trainables import results, tasks
 from trainables.trial import Trial
-
-
-def grid(values: dict[str, Any], cls: type) -> list[dict[str, Any]]:
-    """Expand list-valued options (where the field takes one value) into the cartesian product."""
-    hints = typing.get_type_hints(cls)
-    keys = list(values)
-    axes = [v if isinstance(v, list) and typing.get_origin(hints[k]) is not list else [v] for k, v in values.items()]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
 
 
 def canonical(config: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ In `task_options` and in a method's options, a list where a field takes one valu
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import typing
 from typing import Any, Literal
@@ -91,6 +92,7 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
         fail("task", f"unknown task {fields['task']!r}; registered: {', '.join(tasks.names())}")
     task_cls = tasks.get(fields["task"])
     fields["task_options"] = build_fields(task_cls.Options, fields["task_options"], "task_options", fail, grid=True)
+    _construct_all(task_cls.Options, fields["task_options"], "task_options", fail)
 
     if not fields["methods"]:
         fail("methods", f"at least one method is required; registered: {', '.join(method_names())}")
@@ -99,6 +101,7 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
         if name not in method_names():
             fail(f"methods.{name}", f"unknown method; registered: {', '.join(method_names())}")
         parsed_methods[name] = build_fields(get_method(name).Config, options or {}, f"methods.{name}", fail, True)
+        _construct_all(get_method(name).Config, parsed_methods[name], f"methods.{name}", fail)
     fields["methods"] = parsed_methods
 
     sparsity = fields["sparsity"]
@@ -122,7 +125,7 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
     _no_duplicates(seeds, "seeds", fail)
     fields["seeds"] = seeds
 
-    resources = Resources(**build_fields(Resources, fields["resources"], "resources", fail, grid=False))
+    resources = Resources(**build_fields(Resources, given.get("resources"), "resources", fail, grid=False))
     if not 1 <= resources.workers <= task_cls.max_workers:
         fail("resources.workers", f"{resources.workers} is not supported by task {task_cls.name}; "
              f"allowed: 1..{task_cls.max_workers}")
@@ -131,11 +134,26 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
     if resources.max_concurrent_trials < 0:
         fail("resources.max_concurrent_trials", "expected 0 (no limit) or a positive count")
     fields["resources"] = resources
-    failure = Failure(**build_fields(Failure, fields["failure"], "failure", fail, grid=False))
+    failure = Failure(**build_fields(Failure, given.get("failure"), "failure", fail, grid=False))
     if failure.max_failures < -1:
         fail("failure.max_failures", f"expected -1 (always) or a count >= 0, got {failure.max_failures}")
     fields["failure"] = failure
     return Spec(**fields)
+
+
+def grid(values: dict[str, Any], cls: type) -> list[dict[str, Any]]:
+    """Expand list-valued options (where the field takes one value) into their cartesian product."""
+    hints = typing.get_type_hints(cls)
+    axes = [v if isinstance(v, list) and typing.get_origin(hints[k]) is not list else [v] for k, v in values.items()]
+    return [dict(zip(values, combo)) for combo in itertools.product(*axes)]
+
+
+def _construct_all(cls: type, values: dict[str, Any], where: str, fail) -> None:
+    for combo in grid(values, cls):
+        try:
+            cls(**combo)
+        except ValueError as e:
+            fail(where, str(e))
 
 
 def build_fields(cls: type, data: Any, where: str, fail, grid: bool) -> dict[str, Any]:

@@ -41,6 +41,7 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
         sparsifier.load_state_dict(state["sparsifier"])
         torch.set_rng_state(state["rng"])
     step, evals = state.get("step", 0), state.get("evals", [])
+    resumed_from = step
     elapsed, started = state.get("wall_time_s", 0.0), time.perf_counter()
 
     status = "completed"
@@ -68,7 +69,7 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "sparsifier": sparsifier.state_dict(), "rng": torch.get_rng_state(),
                      "step": step, "evals": evals, "wall_time_s": wall}
-            session.report(_metrics(evals[-1], done), state)
+            session.report({**_metrics(evals[-1], done), "resumed_from_step": resumed_from}, state)
 
     if status == "diverged":
         wall = elapsed + time.perf_counter() - started

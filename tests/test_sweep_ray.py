@@ -1,0 +1,139 @@
+"""Sweeps on a real embedded local Ray, driven through the `sparsity` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pyarrow.dataset as ds
+import pytest
+import yaml
+
+from sweep import plan, spec
+from tests.conftest import SPECS, sparsity_cli
+from trainables import paths
+from trainables.loop import run_trial
+from trainables.session import LocalSession
+
+pytestmark = pytest.mark.ray
+
+
+def read(sweep_dir, name):
+    return ds.dataset(paths.table_dir(str(sweep_dir), name)).to_table().to_pandas()
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    storage = tmp_path_factory.mktemp("store")
+    result = sparsity_cli("run", os.path.join(SPECS, "tiny.yaml"), "--storage", str(storage), "--num-cpus", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return storage, storage / "tiny", result
+
+
+def test_two_trial_sweep_writes_readable_rows(tiny_sweep):
+    _, sweep_dir, result = tiny_sweep
+    assert "2/2 trials finished" in result.stdout
+    assert re.search(r"\[1/2 .*\] done .* target 0.9", result.stdout)
+    trials = read(sweep_dir, "trials")
+    assert sorted(trials["method"]) == ["magnitude", "random"]
+    assert (trials["status"] == "completed").all() and (trials["sweep"] == "tiny").all()
+    assert ((trials["sparsity"] - 0.9).abs() < 0.01).all() and trials["value"].between(0, 1).all()
+    assert trials["trial_id"].is_unique
+    evals = read(sweep_dir, "evals")
+    assert len(evals) == 2 * 2 and set(evals["step"]) == {390, 780}
+    assert len(read(sweep_dir, "layers")) == 2 * 4
+    assert (sweep_dir / "spec.yaml").exists() and (sweep_dir / "sweep.json").exists()
+
+
+def test_report_from_the_sweep(tiny_sweep):
+    _, sweep_dir, _ = tiny_sweep
+    result = sparsity_cli("report", str(sweep_dir), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "| target sparsity | magnitude | random |" in result.stdout
+    for name in ("README.md", "best.csv", "metric_vs_sparsity.png"):
+        assert (sweep_dir / "report" / name).stat().st_size > 0
+
+
+def test_rerun_restores_and_runs_nothing_again(tiny_sweep):
+    storage, sweep_dir, _ = tiny_sweep
+    files = sorted((sweep_dir / "results").rglob("*.parquet"))
+    before = {p: p.stat().st_mtime_ns for p in files}
+    result = sparsity_cli("run", os.path.join(SPECS, "tiny.yaml"), "--storage", str(storage), "--num-cpus", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming sweep 'tiny'" in result.stdout
+    assert {p: p.stat().st_mtime_ns for p in files} == before  # no trial ran again
+    assert sorted((sweep_dir / "results").rglob("*.parquet")) == files
+
+
+def test_same_name_with_another_plan_is_refused(tiny_sweep, write_spec):
+    storage, sweep_dir, _ = tiny_sweep
+    manifest = (sweep_dir / "sweep.json").read_bytes()
+    path = write_spec("tiny.yaml", sparsity=[0.5, 0.9])
+    result = sparsity_cli("run", path, "--storage", str(storage), timeout=60)
+    assert result.returncode == 2
+    assert "name: sweep 'tiny' already exists" in result.stderr and "(2 trials added, 0 removed)" in result.stderr
+    assert (sweep_dir / "sweep.json").read_bytes() == manifest
+
+
+def _trial_workers() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if "ray::ImplicitFunc" in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+def _latest_checkpoint(trial_dir) -> int:
+    if not trial_dir.exists():
+        return -1
+    indices = [int(p.name.split("_")[1]) for p in trial_dir.iterdir() if p.name.startswith("checkpoint_")]
+    return max(indices, default=-1)
+
+
+@pytest.mark.slow
+def test_sigkilled_trial_resumes_from_checkpoint_with_identical_rows(tmp_path, write_spec):
+    data = yaml.safe_load(open(os.path.join(SPECS, "tiny.yaml")))
+    data.update(name="killed", task_options={"width": 16, "epochs": 12, "eval_every": 390},
+                methods={"magnitude": {"begin_step": 100, "end_step": 3000, "frequency": 50}})
+    spec_path = write_spec(data)
+    storage = tmp_path / "store"
+    exe = os.path.join(os.path.dirname(sys.executable), "sparsity")
+    driver = subprocess.Popen([exe, "run", spec_path, "--storage", str(storage), "--num-cpus", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    parsed = spec.parse(data, spec_path)
+    (trial,) = plan.expand(parsed, paths.sweep_dir(str(storage), "killed"))
+    trial_dir = storage / "killed" / "tune" / trial.trial_id
+    kills = 0
+    try:
+        for wait_for in (1, 5):  # kill once after the 2nd checkpoint, again after the 6th
+            deadline = time.time() + 120
+            while _latest_checkpoint(trial_dir) < wait_for and time.time() < deadline and driver.poll() is None:
+                time.sleep(0.02)
+            workers = _trial_workers()
+            assert workers and _latest_checkpoint(trial_dir) < 11, "trial finished before it could be killed"
+            for proc in workers:
+                os.kill(proc.pid, signal.SIGKILL)
+                kills += 1
+        out, _ = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, out
+    assert kills == 2 and out.count("retrying") >= 2, out
+
+    # the same trial, uninterrupted, in-process
+    baseline = tmp_path / "baseline"
+    (clean,) = plan.expand(parsed, str(baseline))
+    run_trial(clean, LocalSession(str(tmp_path / "ck")))
+    for name in ("trials", "evals", "layers"):
+        killed, straight = read(storage / "killed", name), read(baseline, name)
+        cols = [c for c in straight.columns if c != "wall_time_s"]
+        assert len(killed) == len(straight) > 0
+        assert killed[cols].equals(straight[cols]), name
+    resumed = [line for line in (trial_dir / "result.json").read_text().splitlines() if '"resumed_from_step": 0' not in line]
+    assert resumed, "no result was reported after resuming from a checkpoint"
