@@ -37,12 +37,13 @@ def write_report(sweep_dir: str) -> Report:
                 "## Best configuration per method and target sparsity", "", _legend(best), "", table, ""]
     if not best.empty:
         plots.metric_vs_sparsity(trials, best, os.path.join(folder, "metric_vs_sparsity.png"))
-        sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "", "## Details", "", _details(best, trials), ""]
+        sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "",
+                     "## Details", "", _details(best, trials), ""]
     sections += ["## Achieved vs target sparsity", "", _audit(trials), ""]
     failed = trials[trials["status"] != "completed"]
     if not failed.empty:
-        sections += ["## Trials that did not complete", "",
-                     tables.to_markdown(failed[["trial_id", "method", "target_sparsity", "status", "steps"]], False), ""]
+        columns = ["trial_id", "method", "target_sparsity", "status", "steps"]
+        sections += ["## Trials that did not complete", "", tables.to_markdown(failed[columns], False), ""]
     with open(os.path.join(folder, "README.md"), "w") as f:
         f.write("\n".join(sections))
     return Report(folder, table, len(trials))

@@ -24,10 +24,15 @@ PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 
 
 def prunable_parameters(model: nn.Module) -> OrderedDict[str, nn.Parameter]:
-    """The weights a sparsifier may prune, in module order, keyed by parameter name."""
+    """The weights a sparsifier may prune, in module order, keyed by parameter name.
+
+    A weight shared by several modules (e.g. a tied embedding and softmax) is listed once, under its first name.
+    """
     params: OrderedDict[str, nn.Parameter] = OrderedDict()
+    seen: set[int] = set()
     for module_name, module in model.named_modules():
-        if isinstance(module, PRUNABLE_TYPES):
+        if isinstance(module, PRUNABLE_TYPES) and id(module.weight) not in seen:
+            seen.add(id(module.weight))
             params[f"{module_name}.weight" if module_name else "weight"] = module.weight
     if not params:
         raise ValueError("model has no prunable weights (conv, linear or embedding)")

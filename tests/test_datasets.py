@@ -46,6 +46,19 @@ def test_normalised_ranges(spiral):
     assert [round(v, 3) for v in hi] == [1.770, 1.742]
 
 
+
+@pytest.mark.parametrize("label, vertex", [(0, (-0.008, -0.762)), (0, (-0.459, -2.202)),
+                                           (1, (0.100, -0.418)), (1, (-0.352, -1.858))])
+def test_labels_match_arms(spiral, label, vertex):
+    """The paper's normalised end vertices of each arm lie on that class's points and far from the other's."""
+    x, y = spiral
+
+    def distance(k):
+        return (x[y[:, 0] == k] - torch.tensor(vertex)).abs().max(dim=1).values.min().item()
+
+    assert distance(label) < 6e-4 and distance(1 - label) > 0.1
+
+
 def test_segment_counts():
     outer, inner = datasets.cubist_segments()
     assert [len(s) for s in outer] == CLASS0

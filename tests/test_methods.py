@@ -305,3 +305,17 @@ def test_load_state_dict_mismatch():
     other.prepare(nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1)))
     with pytest.raises(ValueError):
         other.load_state_dict(sparsifier.state_dict())
+
+
+def test_tied_weight_is_one_prunable_tensor():
+    """A weight shared by two modules (tied embedding/softmax) gets one mask and counts once."""
+    emb, out = nn.Embedding(10, 4), nn.Linear(4, 10, bias=False)
+    out.weight = emb.weight
+    model = nn.Sequential(emb, out)
+    assert list(methods.prunable_parameters(model)) == ["0.weight"]
+    cls = methods.get("random")
+    sparsifier = cls(cls.Config(begin_step=0, end_step=2, frequency=1), target=0.5, seed=0)
+    sparsifier.prepare(model)
+    for step in (1, 2):
+        sparsifier.after_step(step)
+    assert sparsifier.sparsity() == 0.5 and (emb.weight == 0).sum().item() == 20

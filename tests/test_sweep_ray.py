@@ -135,5 +135,6 @@ def test_sigkilled_trial_resumes_from_checkpoint_with_identical_rows(tmp_path, w
         cols = [c for c in straight.columns if c != "wall_time_s"]
         assert len(killed) == len(straight) > 0
         assert killed[cols].equals(straight[cols]), name
-    resumed = [line for line in (trial_dir / "result.json").read_text().splitlines() if '"resumed_from_step": 0' not in line]
+    lines = (trial_dir / "result.json").read_text().splitlines()
+    resumed = [line for line in lines if '"resumed_from_step": 0' not in line]
     assert resumed, "no result was reported after resuming from a checkpoint"

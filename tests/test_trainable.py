@@ -17,7 +17,8 @@ HP = (("width", "int"), ("epochs", "int"), ("lr", "float"), ("eval_every", "int"
 
 def make_trial(sweep_dir, method="magnitude", lr=0.1, seed=0) -> Trial:
     config = {} if method == "dense" else {"begin_step": 50, "end_step": 500, "frequency": 50}
-    return Trial(sweep="t", sweep_dir=str(sweep_dir), trial_id=f"{method}-x-s{seed}", config_hash="h", task="cubist_spiral",
+    return Trial(sweep="t", sweep_dir=str(sweep_dir), trial_id=f"{method}-x-s{seed}", config_hash="h",
+                 task="cubist_spiral",
                  task_options={"width": 8, "epochs": 2, "lr": lr, "eval_every": 130}, method=method,
                  method_config=config, target_sparsity=0.0 if method == "dense" else 0.8, seed=seed,
                  hp_columns=HP)
@@ -43,10 +44,6 @@ class CrashingSession(LocalSession):
         self.left -= 1
         if self.left == 0:
             raise Crash
-
-
-def without_time(df):
-    return df.drop(columns=["wall_time_s"]).sort_values(list(df.columns.drop("wall_time_s"))[:10]).reset_index(drop=True)
 
 
 def test_resumed_trial_ends_with_the_same_rows_and_masks(tmp_path):

@@ -1,0 +1,75 @@
+"""Analysis on hand-made results: best over hyper-parameters, mean ± std over seeds, audit, report files."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from analysis import best_per_cell, read_table
+from analysis.report import ReportError, write_report
+from analysis.tables import audit, wide_table
+from trainables.results import write_rows
+from trainables.trial import Trial
+
+
+def row(method, target, config, seed, value, sparsity=None, status="completed", mode="max"):
+    return {"task": "t", "method": method, "target_sparsity": target, "config_hash": config, "seed": seed,
+            "metric": "accuracy", "mode": mode, "value": value, "status": status,
+            "sparsity": target if sparsity is None else sparsity, "trial_id": f"{config}-s{seed}"}
+
+
+def test_best_config_is_chosen_by_mean_over_seeds():
+    trials = pd.DataFrame([
+        row("magnitude", 0.9, "a", 0, 0.90), row("magnitude", 0.9, "a", 1, 0.80),  # mean 0.85
+        row("magnitude", 0.9, "b", 0, 0.95), row("magnitude", 0.9, "b", 1, 0.70),  # mean 0.825, best single seed
+        row("magnitude", 0.9, "c", 0, 0.99, status="diverged"),                      # not completed: ignored
+        row("random", 0.9, "r", 0, 0.60), row("random", 0.9, "r", 1, 0.50),
+    ])
+    best = best_per_cell(trials).set_index("method")
+    assert best.loc["magnitude", "config_hash"] == "a"
+    assert best.loc["magnitude", "value_mean"] == pytest.approx(0.85)
+    assert best.loc["magnitude", "value_std"] == pytest.approx(math.sqrt(0.005))  # sample std of (0.9, 0.8)
+    assert best.loc["magnitude", "configs"] == 2 and best.loc["magnitude", "seeds"] == 2
+    wide = wide_table(best_per_cell(trials))
+    assert wide.loc["0.9", "magnitude"] == "85.00 ± 7.07 (0.900)"
+    assert wide.loc["0.9", "random"] == "55.00 ± 7.07 (0.900)"
+
+
+def test_lower_is_better_metrics():
+    trials = pd.DataFrame([row("m", 0.5, "a", 0, 2.0, mode="min"), row("m", 0.5, "b", 0, 1.0, mode="min")])
+    assert best_per_cell(trials).loc[0, "config_hash"] == "b"
+
+
+def test_audit_flags_misses_over_half_a_point():
+    trials = pd.DataFrame([row("m", 0.9, "a", 0, 1.0, sparsity=0.8949), row("m", 0.9, "b", 0, 1.0, sparsity=0.8951)])
+    assert list(audit(trials)["trial_id"]) == ["a-s0"]
+
+
+def _trial(sweep_dir, method, target, seed, config):
+    return Trial(sweep="s", sweep_dir=str(sweep_dir), trial_id=f"{method}-{target}-{config}-s{seed}",
+                 config_hash=config, task="cubist_spiral", task_options={"lr": 0.1}, method=method,
+                 method_config={}, target_sparsity=target, seed=seed, hp_columns=(("lr", "float"),))
+
+
+def test_report_from_real_parquet(tmp_path):
+    for method, target, seed, value, achieved in [("dense", 0.0, 0, 1.0, 0.0), ("magnitude", 0.9, 0, 0.99, 0.9),
+                                                  ("magnitude", 0.9, 1, 0.97, 0.9), ("random", 0.9, 0, 0.5, 0.85)]:
+        trial = _trial(tmp_path, method, target, seed, f"{method}{target}")
+        write_rows(trial, "trials", [{"source": "sweep", "status": "completed", "metric": "accuracy", "mode": "max",
+                                      "value": value, "sparsity": achieved, "steps": 10, "wall_time_s": 1.0}])
+    assert len(read_table(str(tmp_path), "trials")) == 4
+    report = write_report(str(tmp_path))
+    text = (tmp_path / "report" / "README.md").read_text()
+    assert "| 0.9 |  | 98.00 ± 1.41 (0.900) | 50.00 ± 0.00 (0.850) |" in report.markdown
+    assert "| 0 (dense) | 100.00 ± 0.00 |  |  |" in report.markdown
+    assert report.markdown in text and "1 trials miss their target" in text
+    assert (tmp_path / "report" / "metric_vs_sparsity.png").stat().st_size > 10_000
+
+
+def test_report_errors_are_clear(tmp_path):
+    with pytest.raises(ReportError, match="no such sweep folder"):
+        write_report(str(tmp_path / "nope"))
+    with pytest.raises(ReportError, match="no finished trials yet"):
+        write_report(str(tmp_path))
