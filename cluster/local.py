@@ -5,12 +5,40 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator
 
 # Quiet Tune before it is imported: we print our own progress (sweep/progress.py), one line per trial.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+class ClusterError(RuntimeError):
+    """Ray could not be started or joined; str(error) is one line."""
+
+
+def _use_token_if_available() -> None:
+    # Ray >= 2.59 heads enable token auth by default and keep the token in ~/.ray/auth_token, but a driver
+    # joining with an address leaves auth "disabled" unless RAY_AUTH_MODE says otherwise (measured with 2.60).
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH", os.path.expanduser("~/.ray/auth_token"))
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(token_file)):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast: ray.init(address=HOST:PORT) retries for many minutes when nothing listens there."""
+    if "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise ClusterError(f"cannot join the Ray cluster at {address}: nothing answers there ({e})") from None
+
+
+# Before ray is imported: Ray reads RAY_AUTH_MODE into its config once, at import.
+_use_token_if_available()
 
 
 @contextlib.contextmanager
@@ -25,10 +53,19 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
         yield
         return
     quiet = dict(configure_logging=True, logging_level=logging.ERROR, log_to_driver=False)
-    if address:
-        ray.init(address=address, **quiet)
-    else:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, dashboard_host="127.0.0.1", **quiet)
+    try:
+        if address:
+            _check_reachable(address)
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, dashboard_host="127.0.0.1",
+                     **quiet)
+    except ClusterError:
+        raise
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ClusterError(f"cannot {where}: {reason}") from None
     try:
         yield
     finally:

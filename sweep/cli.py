@@ -113,12 +113,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from analysis.report import ReportError
+    from cluster import ClusterError
     from sweep.spec import SpecError
 
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, ReportError) as e:
+    except (SpecError, ReportError, ClusterError) as e:
         print(f"sparsity: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

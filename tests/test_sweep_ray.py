@@ -138,3 +138,37 @@ def test_sigkilled_trial_resumes_from_checkpoint_with_identical_rows(tmp_path, w
     lines = (trial_dir / "result.json").read_text().splitlines()
     resumed = [line for line in lines if '"resumed_from_step": 0' not in line]
     assert resumed, "no result was reported after resuming from a checkpoint"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_address_joins_a_running_cluster(tmp_path):
+    """A head started with the `ray` command (token auth on, as Ray 2.60 does by default) runs the sweep."""
+    ray_exe = os.path.join(os.path.dirname(sys.executable), "ray")
+    port = _free_port()
+    start = subprocess.run([ray_exe, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                            "--num-cpus", "2", "--include-dashboard", "false"], capture_output=True, text=True,
+                           timeout=120)
+    assert start.returncode == 0, start.stderr
+    try:
+        result = sparsity_cli("run", os.path.join(SPECS, "tiny.yaml"), "--storage", str(tmp_path),
+                              "--address", f"127.0.0.1:{port}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert len(read(tmp_path / "tiny", "trials")) == 2
+    finally:
+        subprocess.run([ray_exe, "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_unreachable_address_fails_fast_with_one_line(tmp_path):
+    result = sparsity_cli("run", os.path.join(SPECS, "tiny.yaml"), "--storage", str(tmp_path / "s"),
+                          "--address", f"127.0.0.1:{_free_port()}", timeout=60)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "cannot join the Ray cluster at 127.0.0.1:" in result.stderr and "nothing answers there" in result.stderr
+    assert not (tmp_path / "s").exists()
