@@ -83,7 +83,7 @@ def run(spec: Spec, spec_path: str, storage: str, address: str | None = None, nu
     from ray import tune
 
     from cluster import connect
-    from sweep.progress import Progress
+    from sweep.callbacks import Progress, RecordFailures
     from trainables.tune_adapter import trainable
 
     res = spec.resources
@@ -104,7 +104,8 @@ def run(spec: Spec, spec_path: str, storage: str, address: str | None = None, nu
                 tune_config=tune.TuneConfig(max_concurrent_trials=res.max_concurrent_trials or None,
                                             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(
-                    name=os.path.basename(tune_dir), storage_path=sweep_dir, verbose=0, callbacks=[reporter],
+                    name=os.path.basename(tune_dir), storage_path=sweep_dir, verbose=0,
+                    callbacks=[reporter, RecordFailures()],
                     failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
             )

@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from sweep import plan, spec
+from sweep import plan, runner, spec
 from tests.conftest import SPECS, sparsity_cli
 from trainables import paths
 from trainables.loop import run_trial
@@ -172,3 +172,20 @@ def test_unreachable_address_fails_fast_with_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "cannot join the Ray cluster at 127.0.0.1:" in result.stderr and "nothing answers there" in result.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_trial_that_keeps_failing_gets_a_failed_row_and_the_sweep_goes_on(tmp_path, write_spec):
+    """A real storage fault: a folder squats on one trial's evals file, so every write of that trial fails."""
+    path = write_spec("tiny.yaml", failure={"max_failures": 1})
+    parsed = spec.parse(yaml.safe_load(open(path)), path)
+    broken, healthy = plan.expand(parsed, paths.sweep_dir(str(tmp_path), "tiny"))
+    runner.write_manifest(broken.sweep_dir, [broken, healthy], path)  # as a first, interrupted run leaves it
+    os.makedirs(paths.result_file(broken.sweep_dir, "evals", broken.trial_id))
+    result = sparsity_cli("run", path, "--storage", str(tmp_path), "--num-cpus", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED" in result.stdout and "1/2 trials finished" in result.stdout
+    trials = read(tmp_path / "tiny", "trials").set_index("trial_id")
+    assert trials.loc[broken.trial_id, "status"] == "failed"
+    assert trials.loc[healthy.trial_id, "status"] == "completed"
+    report = sparsity_cli("report", str(tmp_path / "tiny"), timeout=120)
+    assert report.returncode == 0 and "Trials that did not complete" in (tmp_path / "tiny/report/README.md").read_text()

@@ -1,4 +1,4 @@
-"""A one-line-per-trial progress display (Tune's own tables are turned off). Picklable: Tune stores it."""
+"""Tune callbacks of a sweep. Picklable: Tune stores them with the experiment and restores them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import time
 
 from ray import tune
 
+from trainables import results
+from trainables.trial import Trial
+
 
 class Progress(tune.Callback):
+    """One line per finished trial (Tune's own tables are turned off)."""
+
     def __init__(self, total: int, enabled: bool = True):
         self.total, self.enabled, self.started = total, enabled, time.time()
 
@@ -31,3 +36,16 @@ class Progress(tune.Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.say(f"  retrying {trial.config['trial']['trial_id']} from its last checkpoint")
+
+
+class RecordFailures(tune.Callback):
+    """A trial that errored out for good gets a `failed` row, so the results show it; a later successful
+    resume of the same trial replaces the row."""
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        cfg = Trial.from_dict(trial.config["trial"])
+        result = trial.last_result or {}
+        results.write_rows(cfg, "trials", [{
+            "source": "sweep", "status": "failed", "metric": result.get("metric"), "value": float("nan"),
+            "sparsity": result.get("sparsity"), "steps": result.get("step", 0),
+            "wall_time_s": result.get("time_total_s")}])
