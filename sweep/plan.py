@@ -32,9 +32,15 @@ def canonical(config: Any) -> dict[str, Any]:
 
 def config_hash(task: str, options: Any, method: str, method_config: Any, target: float) -> str:
     parts = [f"task={task}", f"method={method}", f"target_sparsity={target!r}"]
-    parts += [f"task.{k}={v!r}" for k, v in sorted(canonical(options).items())]
-    parts += [f"method.{k}={v!r}" for k, v in sorted(canonical(method_config).items())]
+    parts += [f"task.{k}={_stable(v)}" for k, v in sorted(canonical(options).items())]
+    parts += [f"method.{k}={_stable(v)}" for k, v in sorted(canonical(method_config).items())]
     return hashlib.md5(",".join(parts).encode()).hexdigest()
+
+
+def _stable(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_stable(v)}" for k, v in sorted(value.items())) + "}"
+    return repr(value)
 
 
 def trial_id(method: str, target: float, digest: str, seed: int) -> str:

@@ -6,6 +6,7 @@ replaces its own rows and never duplicates them; readers never see a half-writte
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from typing import Any
@@ -64,7 +65,9 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
 def write_rows(trial: Trial, table: str, rows: list[dict[str, Any]]) -> str:
     """Atomically replace this trial's file of `table` with `rows` (key and hyper-parameter columns added)."""
     sch = schema(table, trial.hp_columns)
-    base = {**key_fields(trial), **(trial.hyperparameters if table in HP_TABLES else {})}
+    hps = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+           for k, v in trial.hyperparameters.items()}
+    base = {**key_fields(trial), **(hps if table in HP_TABLES else {})}
     full = [{**base, **row} for row in rows]
     arrow = pa.Table.from_pylist(full, schema=sch)
     fs, path = _filesystem(paths.result_file(trial.sweep_dir, table, trial.trial_id))
