@@ -35,8 +35,8 @@ def test_tiny_spec_parses_with_defaults():
 def test_unknown_key_names_the_key_and_the_allowed_ones():
     data = tiny()
     data["methods"]["magnitude"]["begin_stp"] = 5
-    assert error_of(data) == ("s.yaml: methods.magnitude.begin_stp: unknown key; "
-                              "allowed: begin_step, end_step, frequency, allocation, first_layer_dense, layer_overrides")
+    assert error_of(data) == ("s.yaml: methods.magnitude.begin_stp: unknown key; allowed: begin_step, end_step, "
+                              "frequency, allocation, first_layer_dense, layer_overrides")
     assert "s.yaml: colour: unknown key; allowed: name, task" in error_of({**tiny(), "colour": 1})
     assert "task_options.widht: unknown key" in error_of({**tiny(), "task_options": {"widht": 3}})
 
@@ -137,8 +137,8 @@ def test_cli_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path, write_s
     result = sparsity_cli("run", path, "--storage", str(storage), timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"sparsity: error: {path}: methods.magnitude.begin_stp: unknown key; allowed: begin_step, end_step, frequency, allocation, first_layer_dense, "
-        "layer_overrides"]
+        f"sparsity: error: {path}: methods.magnitude.begin_stp: unknown key; allowed: begin_step, end_step, "
+        "frequency, allocation, first_layer_dense, layer_overrides"]
     assert not storage.exists()
     missing = sparsity_cli("run", str(tmp_path / "missing.yaml"), "--storage", str(storage), timeout=60)
     assert missing.returncode == 2 and "missing.yaml: no such spec file" in missing.stderr
