@@ -57,6 +57,8 @@ class Sparsifier:
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     targets_sparsity: ClassVar[bool] = True
+    # columns that evaluation variants add to the results, e.g. {"threshold": "float"} for VD
+    variant_columns: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: MethodConfig, target: float = 0.0, seed: int = 0):
         if not 0.0 <= target < 1.0:
@@ -93,6 +95,13 @@ class Sparsifier:
         masks = self.masks()
         total = sum(m.numel() for m in masks.values())
         return 1.0 - sum(m.sum().item() for m in masks.values()) / total
+
+    def eval_variants(self) -> list[dict[str, Any]]:
+        """Ways to evaluate one trained model (e.g. VD thresholds); each gets its own evaluation and trial rows."""
+        return [{}]
+
+    def use_variant(self, variant: dict[str, Any]) -> None:
+        """Switch `masks()` and the eval-mode forward to one of `eval_variants()`."""
 
     # -- resume ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -96,6 +96,8 @@ def hyperparameter_columns(spec: Spec, source: str = "<spec>") -> tuple[tuple[st
     task_cls = tasks.get(spec.task)
     configs = [("task_options", task_cls.Options)] + [(f"methods.{m}", methods.get(m).Config) for m in spec.methods]
     columns: dict[str, str] = {}
+    for m in spec.methods:
+        columns.update(methods.get(m).variant_columns)
     for where, cls in configs:
         for name, tp in typing.get_type_hints(cls).items():
             kind = _kind(tp)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from typing import Any
@@ -61,27 +63,44 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
 
         if step % task.eval_every == 0 or step == task.total_steps:
             wall = elapsed + time.perf_counter() - started
-            evals.append(_eval_row(task, model, sparsifier, step, loss.item(), lr, wall))
+            latest = _eval_rows(trial, task, model, sparsifier, step, loss.item(), lr, wall)
+            evals += latest
             results.write_rows(trial, "evals", evals)
             done = step == task.total_steps
             if done:
-                _write_final(trial, task, sparsifier, evals, status, step, wall)
+                _write_final(trial, task, sparsifier, latest, status, step, wall)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "sparsifier": sparsifier.state_dict(), "rng": torch.get_rng_state(),
                      "step": step, "evals": evals, "wall_time_s": wall}
-            session.report({**_metrics(evals[-1], done), "resumed_from_step": resumed_from}, state)
+            session.report({**_metrics(latest[0], done), "resumed_from_step": resumed_from}, state)
 
     if status == "diverged":
         wall = elapsed + time.perf_counter() - started
-        row = _write_final(trial, task, sparsifier, evals, status, step, wall)
+        rows = _write_final(trial, task, sparsifier, [], status, step, wall)
         session.report({"step": step, "status": status, "done": True}, None)
-        return row
-    return _trial_row(task, sparsifier, evals, status, step, evals[-1]["wall_time_s"])
+        return rows[0]
+    last = [row for row in evals if row["step"] == step]
+    return _trial_rows(trial, task, sparsifier, last, status, step, last[0]["wall_time_s"])[0]
 
 
-def _eval_row(task, model, sparsifier, step, loss, lr, wall) -> dict[str, Any]:
-    return {"step": step, "metric": task.metric, "value": task.evaluate(model), "sparsity": sparsifier.sparsity(),
-            "loss": loss, "current_lr": lr, "wall_time_s": wall}
+def variant_hash(config_hash: str, variant: dict[str, Any]) -> str:
+    """Each evaluation variant is its own configuration for analysis (e.g. each VD threshold)."""
+    if not variant:
+        return config_hash
+    return hashlib.md5(f"{config_hash},{json.dumps(variant, sort_keys=True)}".encode()).hexdigest()
+
+
+def _variants(trial, sparsifier):
+    for variant in sparsifier.eval_variants():
+        sparsifier.use_variant(variant)
+        yield variant, {**variant, "config_hash": variant_hash(trial.config_hash, variant)}
+    sparsifier.use_variant(sparsifier.eval_variants()[0])
+
+
+def _eval_rows(trial, task, model, sparsifier, step, loss, lr, wall) -> list[dict[str, Any]]:
+    return [{**keys, "step": step, "metric": task.metric, "value": task.evaluate(model),
+             "sparsity": sparsifier.sparsity(), "loss": loss, "current_lr": lr, "wall_time_s": wall}
+            for _, keys in _variants(trial, sparsifier)]
 
 
 def _metrics(row: dict[str, Any], done: bool) -> dict[str, Any]:
@@ -89,17 +108,23 @@ def _metrics(row: dict[str, Any], done: bool) -> dict[str, Any]:
             "sparsity": row["sparsity"], "loss": row["loss"], "done": done}
 
 
-def _trial_row(task, sparsifier, evals, status, step, wall) -> dict[str, Any]:
-    value = evals[-1]["value"] if evals and status == "completed" else float("nan")
-    return {"source": "sweep", "status": status, "metric": task.metric, "mode": task.mode, "value": value,
-            "sparsity": sparsifier.sparsity(), "steps": step, "wall_time_s": wall}
+def _trial_rows(trial, task, sparsifier, last_evals, status, step, wall) -> list[dict[str, Any]]:
+    """One row per evaluation variant, from the final evaluation (`last_evals`, empty if it never came)."""
+    rows = []
+    for i, (_, keys) in enumerate(_variants(trial, sparsifier)):
+        value = last_evals[i]["value"] if last_evals and status == "completed" else float("nan")
+        rows.append({**keys, "source": "sweep", "status": status, "metric": task.metric, "mode": task.mode,
+                     "value": value, "sparsity": sparsifier.sparsity(), "steps": step, "wall_time_s": wall})
+    return rows
 
 
-def _write_final(trial, task, sparsifier, evals, status, step, wall) -> dict[str, Any]:
-    row = _trial_row(task, sparsifier, evals, status, step, wall)
-    layers = [{"layer": name, "shape": "x".join(map(str, mask.shape)), "numel": mask.numel(),
-               "nonzero": int(mask.sum().item()), "sparsity": 1.0 - mask.sum().item() / mask.numel()}
-              for name, mask in sparsifier.masks().items()]
+def _write_final(trial, task, sparsifier, last_evals, status, step, wall) -> list[dict[str, Any]]:
+    rows = _trial_rows(trial, task, sparsifier, last_evals, status, step, wall)
+    layers = []
+    for _, keys in _variants(trial, sparsifier):
+        layers += [{"config_hash": keys["config_hash"], "layer": name, "shape": "x".join(map(str, mask.shape)),
+                    "numel": mask.numel(), "nonzero": int(mask.sum().item()),
+                    "sparsity": 1.0 - mask.sum().item() / mask.numel()} for name, mask in sparsifier.masks().items()]
     results.write_rows(trial, "layers", layers)
-    results.write_rows(trial, "trials", [row])
-    return row
+    results.write_rows(trial, "trials", rows)
+    return rows

@@ -1,0 +1,102 @@
+"""Shared machinery of the methods that learn their sparsity (variational dropout, L0): forwards computed from
+an effective weight, and the regulariser's weight ramp."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from methods.base import PRUNABLE_TYPES, MethodConfig, Sparsifier
+
+
+def forward_with(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: bool = True) -> torch.Tensor:
+    """The module's own forward, with `weight` in place of its weight (and optionally without its bias)."""
+    b = module.bias if bias and getattr(module, "bias", None) is not None else None
+    if isinstance(module, nn.Linear):
+        return F.linear(x, weight, b)
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return module._conv_forward(x, weight, b)
+    if isinstance(module, nn.Embedding):
+        return F.embedding(x, weight, module.padding_idx, module.max_norm, module.norm_type,
+                           module.scale_grad_by_freq, module.sparse)
+    raise TypeError(f"cannot reparameterise {type(module).__name__}")
+
+
+def _f(default=dataclasses.MISSING, help=""):
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class RampConfig(MethodConfig):
+    """The regulariser weight: w(step) = weight * ramp(step), as in the study's Transformer code."""
+
+    weight: float = _f(help="coefficient of the regulariser (the study divides by the training-set size)")
+    ramp: Literal["linear", "cubic"] = _f("linear", "linear ramp, or cubic ramp followed by a 0.9 moving average")
+    ramp_start: int = _f(0, "step at which the ramp starts")
+    ramp_length: int = _f(1, "steps from start to full weight (1: no ramp)")
+
+    def __post_init__(self):
+        if self.weight < 0:
+            raise ValueError(f"weight must be >= 0, got {self.weight}")
+        if self.ramp_start < 0 or self.ramp_length < 1:
+            raise ValueError("ramp_start must be >= 0 and ramp_length >= 1")
+
+
+class LearnedSparsifier(Sparsifier):
+    """Base of VD and L0: every prunable module computes its forward from `effective_weight(name, module)`."""
+
+    targets_sparsity = False
+
+    def prepare(self, model: nn.Module) -> None:
+        super().prepare(model)
+        self.ema, self.ema_step = 0.0, 0
+        names = {id(p): n for n, p in self.params.items()}
+        for module in model.modules():
+            if isinstance(module, PRUNABLE_TYPES) and id(module.weight) in names:
+                self.reparameterise(names[id(module.weight)], module)
+
+    def reparameterise(self, name: str, module: nn.Module) -> None:
+        """Add the method's parameters (first time a tensor is seen) and replace the module's forward."""
+        sparsifier = self
+
+        def forward(self_module, x):
+            return sparsifier.forward(name, self_module, x)
+
+        module.forward = types.MethodType(forward, module)
+
+    def forward(self, name: str, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def ramp(self, step: int) -> float:
+        cfg = self.config
+        progress = max(step - cfg.ramp_start, 0) / cfg.ramp_length
+        if cfg.ramp == "linear":
+            return cfg.weight * min(progress, 1.0)
+        while self.ema_step < step:  # the 0.9 moving average advances once per step, whatever calls it
+            self.ema_step += 1
+            p = max(self.ema_step - cfg.ramp_start, 0) / cfg.ramp_length
+            self.ema = 0.1 * cfg.weight * min(1 - (1 - min(p, 1.0)) ** 3, 1.0) + 0.9 * self.ema
+        return self.ema
+
+    def after_step(self, step: int) -> None:
+        pass  # nothing is zeroed in training: the forward decides
+
+    def apply_masks(self) -> None:
+        pass
+
+    def state_dict(self):
+        return {"ema": self.ema, "ema_step": self.ema_step}
+
+    def load_state_dict(self, state) -> None:
+        self.ema, self.ema_step = float(state["ema"]), int(state["ema_step"])
+
+    def _new_param(self, module: nn.Module, attr: str, value: torch.Tensor) -> nn.Parameter:
+        param = nn.Parameter(value.to(module.weight.device))
+        module.register_parameter(attr, param)
+        return param
+
