@@ -57,7 +57,8 @@ def test_wrong_type():
 def test_unknown_method_and_task():
     data = tiny()
     data["methods"]["magnitud"] = {}
-    assert error_of(data) == "s.yaml: methods.magnitud: unknown method; registered: dense, magnitude, random"
+    assert error_of(data) == ("s.yaml: methods.magnitud: unknown method; "
+                              "registered: dense, l0, magnitude, random, variational_dropout")
     assert error_of({**tiny(), "task": "mnist"}) == "s.yaml: task: unknown task 'mnist'; registered: cubist_spiral"
 
 
