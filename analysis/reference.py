@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.tables import best_per_cell
+from analysis.tables import LEVEL_TOLERANCE, best_per_cell, nominal_level  # noqa: F401 (re-exported)
 
 SOURCE = "gale2019"
 RESNET50 = "resnet50_imagenet"
@@ -57,8 +57,6 @@ TRANSFORMER = "transformer_wmt14_ende"
 TASKS = (RESNET50, TRANSFORMER)
 METRICS = {RESNET50: "top1", TRANSFORMER: "bleu_tokenized"}
 LEVELS = {TRANSFORMER: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98), RESNET50: (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)}
-LEVEL_TOLERANCE = 0.003
-_EPS = 1e-9  # so that a distance of exactly LEVEL_TOLERANCE counts despite float rounding (0.803 - 0.8 > 0.003)
 VD_THRESHOLDS = tuple(0.5 * i for i in range(11))
 TARGETED = ("magnitude", "random")  # methods that aim at a target sparsity (part of their configuration)
 
@@ -140,15 +138,6 @@ FILES = (
 def data_dir() -> Traversable:
     """The folder of the shipped CSVs, found through the installed `analysis` package."""
     return resources.files("analysis") / "reference_data" / "state_of_sparsity"
-
-
-def nominal_level(sparsity: Any, levels: tuple[float, ...], tolerance: float = LEVEL_TOLERANCE) -> np.ndarray:
-    """The nominal level within `tolerance` of each achieved sparsity (NaN where none is): the study's rule."""
-    achieved = np.asarray(sparsity, dtype=float)
-    out = np.full(achieved.shape, np.nan)
-    for level in levels:
-        out[np.abs(achieved - level) <= tolerance + _EPS] = level
-    return out
 
 
 def load_gale2019(task: str | None = None) -> pd.DataFrame:

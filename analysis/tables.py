@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 CELL = ["task", "method", "target_sparsity"]
+# Methods that learn their sparsity (VD, L0) have no target: a run counts at a nominal level when its achieved
+# sparsity is within LEVEL_TOLERANCE of it -- the rule that reproduces the State of Sparsity's published tables
+# from its released CSVs (docs/reference-data.md). Other runs are shown as points but enter no table cell.
+LEVEL_TOLERANCE = 0.003
+STUDY_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
+_EPS = 1e-9  # so that a distance of exactly LEVEL_TOLERANCE counts despite float rounding (0.803 - 0.8 > 0.003)
 PERCENT_METRICS = {"accuracy", "top1", "top5"}
 AUDIT_TOLERANCE = 0.005  # achieved sparsity may miss the target by at most half a point
+
+
+def nominal_level(sparsity: Any, levels: tuple[float, ...], tolerance: float = LEVEL_TOLERANCE) -> np.ndarray:
+    """The nominal level within `tolerance` of each achieved sparsity (NaN where none is): the study's rule."""
+    achieved = np.asarray(sparsity, dtype=float)
+    out = np.full(achieved.shape, np.nan)
+    for level in levels:
+        out[np.abs(achieved - level) <= tolerance + _EPS] = level
+    return out
+
+
+def assign_levels(trials: pd.DataFrame, tolerance: float = LEVEL_TOLERANCE) -> pd.DataFrame:
+    """Fill the target of rows without one (learned sparsity) with the nominal level of their achieved sparsity.
+
+    Levels are the sweep's own targets (of the methods that have one), else the study's levels.
+    """
+    if trials.empty or trials["target_sparsity"].notna().all():
+        return trials
+    targets = trials["target_sparsity"].dropna()
+    levels = tuple(sorted(set(targets[targets > 0]))) or STUDY_LEVELS
+    missing = trials["target_sparsity"].isna()
+    filled = trials.copy()
+    filled.loc[missing, "target_sparsity"] = nominal_level(trials.loc[missing, "sparsity"], levels, tolerance)
+    return filled
 
 
 def per_config(trials: pd.DataFrame) -> pd.DataFrame:
@@ -23,8 +55,12 @@ def per_config(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_per_cell(trials: pd.DataFrame) -> pd.DataFrame:
-    """For each task x method x target sparsity, the configuration with the best mean metric over seeds."""
-    configs = per_config(trials)
+    """For each task x method x target sparsity, the configuration with the best mean metric over seeds.
+
+    Rows without a target (learned sparsity) must have been placed at levels first (assign_levels); those
+    that fit no level are left out.
+    """
+    configs = per_config(trials[trials["target_sparsity"].notna()])
     if configs.empty:
         return configs
     sign = configs["mode"].map({"max": -1.0, "min": 1.0})

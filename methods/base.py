@@ -57,11 +57,13 @@ class Sparsifier:
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     targets_sparsity: ClassVar[bool] = True
+    learns_sparsity: ClassVar[bool] = False  # sparsity is an outcome (VD, L0): its runs have no target
     # columns that evaluation variants add to the results, e.g. {"threshold": "float"} for VD
     variant_columns: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, config: MethodConfig, target: float = 0.0, seed: int = 0):
-        if not 0.0 <= target < 1.0:
+    def __init__(self, config: MethodConfig, target: float | None = 0.0, seed: int = 0):
+        target = 0.0 if target is None and not self.targets_sparsity else target
+        if target is None or not 0.0 <= target < 1.0:
             raise ValueError(f"target sparsity must be in [0, 1), got {target}")
         self.config = config
         self.target = target

@@ -51,6 +51,7 @@ class LearnedSparsifier(Sparsifier):
     """Base of VD and L0: every prunable module computes its forward from `effective_weight(name, module)`."""
 
     targets_sparsity = False
+    learns_sparsity = True
 
     def prepare(self, model: nn.Module) -> None:
         super().prepare(model)

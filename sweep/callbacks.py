@@ -10,6 +10,10 @@ from trainables import results
 from trainables.trial import Trial
 
 
+def _target(target: float | None) -> str:
+    return "-" if target is None else f"{target:g}"
+
+
 class Progress(tune.Callback):
     """One line per finished trial (Tune's own tables are turned off)."""
 
@@ -25,8 +29,9 @@ class Progress(tune.Callback):
         cfg, result = trial.config["trial"], trial.last_result or {}
         score = f"{result['metric']} {result['value']:.4f}  sparsity {result['sparsity']:.4f}" \
             if "value" in result else ""
-        return (f"[{len(finished):>{len(str(self.total))}}/{self.total} {time.time() - self.started:6.0f}s] "
-                f"{word:<8} {cfg['method']:<10} target {cfg['target_sparsity']:<5g} seed {cfg['seed']}  {score}")
+        count = f"{len(finished):>{len(str(self.total))}}/{self.total} {time.time() - self.started:6.0f}s"
+        target = _target(cfg["target_sparsity"])
+        return f"[{count}] {word:<8} {cfg['method']:<10} target {target:<5} seed {cfg['seed']}  {score}"
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.say(self._line(trials, trial, "done"))

@@ -43,8 +43,8 @@ def _stable(value: Any) -> str:
     return repr(value)
 
 
-def trial_id(method: str, target: float, digest: str, seed: int) -> str:
-    return f"{method}-{target:g}-{digest[:10]}-s{seed}"
+def trial_id(method: str, target: float | None, digest: str, seed: int) -> str:
+    return f"{method}-{'learned' if target is None else f'{target:g}'}-{digest[:10]}-s{seed}"
 
 
 def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
@@ -64,7 +64,7 @@ def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
                     config.check_steps(total)
                 except ValueError as e:
                     raise SpecError(f"{source}: methods.{name}: {e}") from None
-                for target in spec.sparsity if method.targets_sparsity else [0.0]:
+                for target in spec.sparsity if method.targets_sparsity else [None if method.learns_sparsity else 0.0]:
                     digest = config_hash(spec.task, options, name, config, target)
                     for seed in spec.seeds:
                         trials.append(Trial(

@@ -16,7 +16,7 @@ class Trial:
     task_options: dict[str, Any]  # every field, defaults included
     method: str
     method_config: dict[str, Any]
-    target_sparsity: float
+    target_sparsity: float | None  # None: the method learns its sparsity (no target)
     seed: int
     stage: str = "main"
     parent_trial_id: str | None = None
