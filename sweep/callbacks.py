@@ -31,7 +31,7 @@ class Progress(tune.Callback):
             if "value" in result else ""
         count = f"{len(finished):>{len(str(self.total))}}/{self.total} {time.time() - self.started:6.0f}s"
         target = _target(cfg["target_sparsity"])
-        return f"[{count}] {word:<8} {cfg['method']:<10} target {target:<5} seed {cfg['seed']}  {score}"
+        return f"[{count}] {word:<8} {cfg['method']:<19} target {target:<5} seed {cfg['seed']}  {score}"
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.say(self._line(trials, trial, "done"))

@@ -141,10 +141,14 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
     return Spec(**fields)
 
 
+def takes_list(tp: Any) -> bool:
+    return tp is list or typing.get_origin(tp) is list
+
+
 def grid(values: dict[str, Any], cls: type) -> list[dict[str, Any]]:
     """Expand list-valued options (where the field takes one value) into their cartesian product."""
     hints = typing.get_type_hints(cls)
-    axes = [v if isinstance(v, list) and typing.get_origin(hints[k]) is not list else [v] for k, v in values.items()]
+    axes = [v if isinstance(v, list) and not takes_list(hints[k]) else [v] for k, v in values.items()]
     return [dict(zip(values, combo)) for combo in itertools.product(*axes)]
 
 
@@ -178,7 +182,7 @@ def build_fields(cls: type, data: Any, where: str, fail, grid: bool) -> dict[str
                 fail(f"{prefix}{name}", f"missing; this key is required ({field.metadata.get('help', '')})")
             continue
         value, tp = data[name], hints[name]
-        if grid and isinstance(value, list) and typing.get_origin(tp) is not list:
+        if grid and isinstance(value, list) and not takes_list(tp):
             if not value:
                 fail(f"{prefix}{name}", "an empty list gives no configurations")
             _no_duplicates(value, f"{prefix}{name}", fail)
