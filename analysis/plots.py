@@ -29,3 +29,21 @@ def metric_vs_sparsity(trials: pd.DataFrame, best: pd.DataFrame, path: str) -> s
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def layer_heatmap(layers: pd.DataFrame, best: pd.DataFrame, level: float, path: str) -> pd.DataFrame | None:
+    """Per-layer sparsity (layer x method) of each method's best configuration at `level`, mean over seeds."""
+    chosen = best[(best["target_sparsity"] == level) & (best["method"] != "dense")][["method", "config_hash"]]
+    rows = layers.merge(chosen, on=["method", "config_hash"])
+    if rows.empty:
+        return None
+    order = list(dict.fromkeys(layers["layer"]))  # model order, as written
+    grid = rows.pivot_table(index="layer", columns="method", values="sparsity", aggfunc="mean").reindex(order)
+    grid = grid.dropna(how="all")
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 1.2 + 0.35 * grid.shape[0]))
+    sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar_kws={"label": "sparsity"}, ax=ax)
+    ax.set_title(f"per-layer sparsity at {level:g} (best config per method)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return grid

@@ -21,8 +21,11 @@ class ReportError(ValueError):
     pass
 
 
-def write_report(sweep_dir: str) -> Report:
-    """Write README.md, best.csv and metric_vs_sparsity.png under SWEEP_DIR/report/."""
+def write_report(sweep_dir: str, heatmap_level: float | None = None) -> Report:
+    """Write README.md, best.csv, metric_vs_sparsity.png and layer_sparsity.png under SWEEP_DIR/report/.
+
+    The per-layer heatmap is drawn at `heatmap_level` (default: the highest level every sparse method reached).
+    """
     if not os.path.isdir(sweep_dir):
         raise ReportError(f"{sweep_dir}: no such sweep folder")
     trials = read_table(sweep_dir, "trials")
@@ -41,6 +44,7 @@ def write_report(sweep_dir: str) -> Report:
         plots.metric_vs_sparsity(trials, best, os.path.join(folder, "metric_vs_sparsity.png"))
         sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "",
                      "## Details", "", _details(best, trials), ""]
+        sections += _heatmap(sweep_dir, best, heatmap_level, folder)
     if learned.any():
         placed = trials.loc[learned, "target_sparsity"].notna()
         sections += ["## Methods that learn their sparsity", "",
@@ -56,6 +60,21 @@ def write_report(sweep_dir: str) -> Report:
     with open(os.path.join(folder, "README.md"), "w") as f:
         f.write("\n".join(sections))
     return Report(folder, table, len(trials))
+
+
+def _heatmap(sweep_dir: str, best, level: float | None, folder: str) -> list[str]:
+    sparse = best[best["method"] != "dense"]
+    if sparse.empty:
+        return []
+    if level is None:
+        per_method = sparse.groupby("method")["target_sparsity"].apply(set)
+        common = set.intersection(*per_method) if len(per_method) else set()
+        level = max(common) if common else sparse["target_sparsity"].max()
+    grid = plots.layer_heatmap(read_table(sweep_dir, "layers"), best, level, os.path.join(folder, "layer_sparsity.png"))
+    if grid is None:
+        return [f"## Per-layer sparsity at {level:g}", "", "(no method has a result at this level)", ""]
+    return [f"## Per-layer sparsity at {level:g}", "", "Best configuration of each method, mean over seeds.", "",
+            "![per-layer sparsity](layer_sparsity.png)", "", tables.to_markdown(grid.round(4)), ""]
 
 
 def _summary(trials) -> str:

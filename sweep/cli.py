@@ -48,14 +48,14 @@ def cmd_plan(args) -> int:
 
 
 def cmd_report(args) -> int:
-    _print_report(args.sweep_dir)
+    _print_report(args.sweep_dir, args.heatmap_sparsity)
     return 0
 
 
-def _print_report(sweep_dir: str) -> None:
+def _print_report(sweep_dir: str, heatmap_level: float | None = None) -> None:
     from analysis.report import write_report
 
-    report = write_report(sweep_dir)
+    report = write_report(sweep_dir, heatmap_level)
     print()
     print(report.markdown)
     print()
@@ -104,6 +104,8 @@ def parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write SWEEP_DIR/report/ (tables, plot) and print the table")
     report.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo")
+    report.add_argument("--heatmap-sparsity", type=float, metavar="S",
+                        help="level of the per-layer sparsity heatmap (default: highest level all methods reached)")
     report.set_defaults(func=cmd_report)
 
     meth = sub.add_parser("methods", help="list the registered methods and their options")

@@ -59,6 +59,10 @@ def test_report_from_real_parquet(tmp_path):
         trial = _trial(tmp_path, method, target, seed, f"{method}{target}")
         write_rows(trial, "trials", [{"source": "sweep", "status": "completed", "metric": "accuracy", "mode": "max",
                                       "value": value, "sparsity": achieved, "steps": 10, "wall_time_s": 1.0}])
+        first = 0.5 if method == "random" else achieved  # random kept its first layer denser
+        write_rows(trial, "layers", [
+            {"layer": "0.weight", "shape": "4x2", "numel": 8, "nonzero": 8 - round(8 * first), "sparsity": first},
+            {"layer": "2.weight", "shape": "1x4", "numel": 4, "nonzero": 0, "sparsity": achieved}])
     assert len(read_table(str(tmp_path), "trials")) == 4
     report = write_report(str(tmp_path))
     text = (tmp_path / "report" / "README.md").read_text()
@@ -66,6 +70,8 @@ def test_report_from_real_parquet(tmp_path):
     assert "| 0 (dense) | 100.00 ± 0.00 |  |  |" in report.markdown
     assert report.markdown in text and "1 trials miss their target" in text
     assert (tmp_path / "report" / "metric_vs_sparsity.png").stat().st_size > 10_000
+    assert "## Per-layer sparsity at 0.9" in text and "| 0.weight | 0.9 | 0.5 |" in text
+    assert (tmp_path / "report" / "layer_sparsity.png").stat().st_size > 5_000
 
 
 def test_report_errors_are_clear(tmp_path):
