@@ -33,7 +33,7 @@ def setup(name: str, width: int):
     cls = methods.get(name)
     sparsifier = cls(cls.Config(**CONFIGS[name]), target=0.9 if cls.targets_sparsity else None, seed=0)
     sparsifier.prepare(model)
-    return task, model, sparsifier, task.build_optimizer(model)
+    return task, model, sparsifier, task.build_optimizer(model, sparsifier.own_parameters())
 
 
 def run_steps(state, first: int, steps: int) -> float:

@@ -98,6 +98,10 @@ class Sparsifier:
         total = sum(m.numel() for m in masks.values())
         return 1.0 - sum(m.sum().item() for m in masks.values()) / total
 
+    def own_parameters(self) -> list[nn.Parameter]:
+        """Parameters the method added (VD's log σ², L0's log α): trained, but never weight-decayed."""
+        return []
+
     def eval_variants(self) -> list[dict[str, Any]]:
         """Ways to evaluate one trained model (e.g. VD thresholds); each gets its own evaluation and trial rows."""
         return [{}]

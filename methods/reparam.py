@@ -55,7 +55,7 @@ class LearnedSparsifier(Sparsifier):
 
     def prepare(self, model: nn.Module) -> None:
         super().prepare(model)
-        self.ema, self.ema_step = 0.0, 0
+        self.ema, self.ema_step, self._own = 0.0, 0, []
         names = {id(p): n for n, p in self.params.items()}
         for module in model.modules():
             if isinstance(module, PRUNABLE_TYPES) and id(module.weight) in names:
@@ -99,5 +99,9 @@ class LearnedSparsifier(Sparsifier):
     def _new_param(self, module: nn.Module, attr: str, value: torch.Tensor) -> nn.Parameter:
         param = nn.Parameter(value.to(module.weight.device))
         module.register_parameter(attr, param)
+        self._own.append(param)
         return param
+
+    def own_parameters(self) -> list[nn.Parameter]:
+        return list(self._own)
 

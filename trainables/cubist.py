@@ -12,7 +12,7 @@ from torch import nn
 
 from trainables.datasets import cubist_spiral
 from trainables.models import MLP
-from trainables.tasks import Task, register
+from trainables.tasks import Task, param_groups, register
 
 
 def _f(default, help):
@@ -24,11 +24,12 @@ class CubistOptions:
     width: int = _f(16, "hidden width d1 = d2 = d3 of the MLP")
     epochs: int = _f(50, "training epochs (390 steps each at batch 128)")
     batch_size: int = _f(128, "minibatch size; the last partial batch of an epoch is dropped")
-    lr: float = _f(0.1, "SGD learning rate (the study's grid: 0.05, 0.1, 0.2)")
+    optimizer: Literal["sgd", "adam"] = _f("sgd", "SGD with momentum (the study's), or Adam (suits learned gates)")
+    lr: float = _f(0.1, "learning rate (the study's SGD grid: 0.05, 0.1, 0.2)")
     lr_schedule: Literal["cosine", "multistep", "constant"] = _f(
         "cosine", "per-epoch schedule: cosine to 0; x0.1 at 30% and 60% of epochs; or constant")
-    momentum: float = _f(0.9, "SGD momentum")
-    weight_decay: float = _f(5e-4, "SGD weight decay, applied to all parameters")
+    momentum: float = _f(0.9, "SGD momentum (ignored by Adam)")
+    weight_decay: float = _f(5e-4, "L2 weight decay, applied to all parameters")
     eval_every: int = _f(390, "steps between evaluations (each one also checkpoints)")
 
     def __post_init__(self):
@@ -68,9 +69,12 @@ class CubistSpiral(Task):
     def build_model(self) -> nn.Module:
         return MLP(2, self.options.width, 1).to(self.device)
 
-    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+    def build_optimizer(self, model: nn.Module, no_decay: list[nn.Parameter] = ()) -> torch.optim.Optimizer:
         o = self.options
-        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        groups = param_groups(model, o.weight_decay, no_decay)
+        if o.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=o.lr)
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
 
     def learning_rate(self, step: int) -> float:
         """The rate for optimizer step `step` (1-based), stepped per epoch as the study's schedulers are."""

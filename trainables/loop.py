@@ -29,7 +29,7 @@ def build(trial: Trial, device: torch.device):
     sparsifier = method(method.Config(**trial.method_config), trial.target_sparsity, trial.seed)
     sparsifier.prepare(model)
     sparsifier.apply_masks()
-    return task, model, sparsifier, task.build_optimizer(model)
+    return task, model, sparsifier, task.build_optimizer(model, no_decay=sparsifier.own_parameters())
 
 
 def run_trial(trial: Trial, session: Session, device: torch.device | None = None) -> dict[str, Any]:

@@ -42,7 +42,8 @@ class Task:
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
-    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+    def build_optimizer(self, model: nn.Module, no_decay: list[nn.Parameter] = ()) -> torch.optim.Optimizer:
+        """The recipe's optimizer over all of `model`'s parameters; `no_decay` ones get no weight decay."""
         raise NotImplementedError
 
     def learning_rate(self, step: int) -> float:
@@ -56,6 +57,14 @@ class Task:
 
     def evaluate(self, model: nn.Module) -> float:
         raise NotImplementedError
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_decay: list[nn.Parameter] = ()) -> list[dict]:
+    skip = {id(p) for p in no_decay}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in skip], "weight_decay": weight_decay}]
+    if skip:
+        groups.append({"params": [p for p in model.parameters() if id(p) in skip], "weight_decay": 0.0})
+    return groups
 
 
 def register(cls: type[Task]) -> type[Task]:
