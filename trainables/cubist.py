@@ -3,45 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import lru_cache
-from typing import Literal
 
 import torch
 from torch import nn
 
 from trainables.datasets import cubist_spiral
 from trainables.models import MLP
-from trainables.tasks import Task, param_groups, register
-
-
-def _f(default, help):
-    return dataclasses.field(default=default, metadata={"help": help})
+from trainables.supervised import RecipeOptions, SupervisedTask
+from trainables.tasks import register
 
 
 @dataclasses.dataclass(frozen=True)
-class CubistOptions:
-    width: int = _f(16, "hidden width d1 = d2 = d3 of the MLP")
-    epochs: int = _f(50, "training epochs (390 steps each at batch 128)")
-    batch_size: int = _f(128, "minibatch size; the last partial batch of an epoch is dropped")
-    optimizer: Literal["sgd", "adam"] = _f("sgd", "SGD with momentum (the study's), or Adam (suits learned gates)")
-    lr: float = _f(0.1, "learning rate (the study's SGD grid: 0.05, 0.1, 0.2)")
-    lr_schedule: Literal["cosine", "multistep", "constant"] = _f(
-        "cosine", "per-epoch schedule: cosine to 0; x0.1 at 30% and 60% of epochs; or constant")
-    momentum: float = _f(0.9, "SGD momentum (ignored by Adam)")
-    weight_decay: float = _f(5e-4, "L2 weight decay, applied to all parameters")
-    eval_every: int = _f(390, "steps between evaluations (each one also checkpoints)")
+class CubistOptions(RecipeOptions):
+    width: int = dataclasses.field(default=16, metadata={"help": "hidden width d1 = d2 = d3 of the MLP"})
 
     def __post_init__(self):
-        for name in ("width", "epochs", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        super().__post_init__()
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
 
 
 @lru_cache(maxsize=1)
@@ -50,53 +30,20 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @register
-class CubistSpiral(Task):
+class CubistSpiral(SupervisedTask):
+    """Defaults are the study's: 50 epochs of SGD (momentum 0.9, wd 5e-4), batch 128, lr 0.1, cosine."""
+
     name = "cubist_spiral"
     Options = CubistOptions
     metric = "accuracy"
     mode = "max"
 
-    def __init__(self, options: CubistOptions, seed: int, device: torch.device):
-        super().__init__(options, seed, device)
-        x, y = _data()
-        self.x, self.y = x.to(device), y.to(device)
-        self.steps_per_epoch = len(x) // options.batch_size
-
     @classmethod
-    def total_steps_for(cls, options: CubistOptions) -> int:
-        return options.epochs * (len(_data()[0]) // options.batch_size)
+    def train_data(cls) -> tuple[torch.Tensor, torch.Tensor]:
+        return _data()
 
     def build_model(self) -> nn.Module:
         return MLP(2, self.options.width, 1).to(self.device)
-
-    def build_optimizer(self, model: nn.Module, no_decay: list[nn.Parameter] = ()) -> torch.optim.Optimizer:
-        o = self.options
-        groups = param_groups(model, o.weight_decay, no_decay)
-        if o.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=o.lr)
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
-
-    def learning_rate(self, step: int) -> float:
-        """The rate for optimizer step `step` (1-based), stepped per epoch as the study's schedulers are."""
-        o, epoch = self.options, (step - 1) // self.steps_per_epoch
-        if o.lr_schedule == "cosine":
-            return o.lr * 0.5 * (1 + math.cos(math.pi * epoch / o.epochs))
-        if o.lr_schedule == "multistep":
-            milestones = (math.ceil(0.3 * o.epochs), math.ceil(0.6 * o.epochs))
-            return o.lr * 0.1 ** sum(epoch >= m for m in milestones)
-        return o.lr
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, index = divmod(step - 1, self.steps_per_epoch)
-        order = self._permutation(epoch)
-        idx = order[index * self.options.batch_size : (index + 1) * self.options.batch_size]
-        return self.x[idx], self.y[idx]
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if getattr(self, "_perm_epoch", None) != epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(len(self.x), generator=gen).to(self.device), epoch
-        return self._perm
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         x, y = batch

@@ -94,4 +94,4 @@ def options_to_dict(options: Any) -> dict[str, Any]:
 
 
 def _load_builtin() -> None:
-    from trainables import cubist  # noqa: F401  (registers cubist_spiral)
+    from trainables import bars, cubist  # noqa: F401  (registers the built-in tasks)

@@ -1,0 +1,262 @@
+"""The sparsifier contract (`methods.base`), checked for every registered method on one small model.
+
+The model has Linear, Conv2d and Embedding weights (prunable) plus biases, a BatchNorm and a LayerNorm (never
+pruned). Each method trains it for a few SGD steps the way a training loop does (loss + penalty, backward, step,
+after_step); then masks, sparsity accounting, resume, seed determinism, penalty and evaluation variants are checked.
+A newly registered method must add its config to CONFIGS below.
+"""
+
+import functools
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import methods
+from methods.reparam import LearnedSparsifier
+
+STEPS = 30
+TARGET = 0.75
+PRUNABLE = ["emb.weight", "conv.weight", "lin.weight"]
+
+CONFIGS = {
+    "dense": {},
+    "magnitude": dict(begin_step=0, end_step=20, frequency=5),
+    "random": dict(begin_step=0, end_step=20, frequency=5),
+    "variational_dropout": dict(weight=1e-3, thresholds=[0.5, 3.0], ramp="cubic", ramp_start=5, ramp_length=10),
+    "l0": dict(weight=1e-3, ramp_start=5, ramp_length=10),
+}
+NAMES = methods.names()
+TARGETING = [n for n in NAMES if methods.get(n).targets_sparsity]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is fastest, and avoids spinning threads on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Small(nn.Module):
+    """Embedding (10x4) -> 1x6x6 image -> Conv2d (3x1x2x2) -> BatchNorm -> LayerNorm -> Linear (2x75)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.conv = nn.Conv2d(1, 3, 2)
+        self.bn = nn.BatchNorm2d(3)
+        self.norm = nn.LayerNorm(75)
+        self.lin = nn.Linear(75, 2)
+
+    def forward(self, tokens):
+        x = self.emb(tokens).reshape(-1, 1, 6, 6)
+        x = torch.relu(self.bn(self.conv(x)))
+        return self.lin(self.norm(x.flatten(1)))
+
+
+def build(name, seed=0, model_seed=None):
+    torch.manual_seed(seed if model_seed is None else model_seed)
+    model = Small()
+    cls = methods.get(name)
+    assert name in CONFIGS, f"add a config for the new method {name!r} to CONFIGS"
+    target = TARGET if cls.targets_sparsity else 0.0
+    sparsifier = cls(cls.Config(**CONFIGS[name]), target=target, seed=seed)
+    sparsifier.prepare(model)
+    sparsifier.apply_masks()
+    return model, sparsifier
+
+
+def data(seed=0, n=32):
+    gen = torch.Generator().manual_seed(1000 + seed)
+    return torch.randint(0, 10, (n, 9), generator=gen), torch.randn(n, 2, generator=gen)
+
+
+def train(name, seed=0, steps=STEPS):
+    model, sparsifier = build(name, seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x, y = data(seed)
+    torch.manual_seed(seed)  # noise and gate samples in training
+    model.train()
+    for step in range(1, steps + 1):
+        loss = F.mse_loss(model(x), y) + sparsifier.penalty(step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        sparsifier.after_step(step)
+    model.eval()
+    return model, sparsifier
+
+
+@functools.cache
+def _trained(name):
+    return train(name)
+
+
+@pytest.fixture
+def trained(name):
+    """A model trained with `name` (shared by the tests: they must not modify it)."""
+    model, sparsifier = _trained(name)
+    sparsifier.use_variant(sparsifier.eval_variants()[0])
+    model.eval()
+    return model, sparsifier
+
+
+def outputs(model, sparsifier):
+    """Eval-mode outputs on fixed data, one per evaluation variant."""
+    x, _ = data(seed=99, n=8)
+    model.eval()
+    result = []
+    with torch.no_grad():
+        for variant in sparsifier.eval_variants():
+            sparsifier.use_variant(variant)
+            result.append(model(x))
+    sparsifier.use_variant(sparsifier.eval_variants()[0])
+    return result
+
+
+def test_every_method_has_a_config():
+    assert set(NAMES) == set(CONFIGS), "CONFIGS must cover exactly the registered methods"
+
+
+def test_small_model_prunable_tensors():
+    assert list(methods.prunable_parameters(Small())) == PRUNABLE
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_masks_are_bool_shaped_like_weights(name, trained):
+    model, sparsifier = trained
+    masks = sparsifier.masks()
+    assert sorted(masks) == sorted(PRUNABLE)  # no biases, norms or method parameters
+    params = dict(model.named_parameters())
+    for n, m in masks.items():
+        assert isinstance(m, torch.Tensor) and m.dtype == torch.bool, n
+        assert m.shape == params[n].shape and m.device == params[n].device, n
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sparsity_consistent_with_masks(name, trained):
+    _, sparsifier = trained
+    for variant in sparsifier.eval_variants():
+        sparsifier.use_variant(variant)
+        masks = sparsifier.masks()
+        zeros = {n: int((~m).sum()) for n, m in masks.items()}
+        numel = {n: m.numel() for n, m in masks.items()}
+        layer = sparsifier.layer_sparsity()
+        assert sorted(layer) == sorted(PRUNABLE)
+        for n in masks:
+            assert layer[n] == pytest.approx(zeros[n] / numel[n], abs=1e-12), (variant, n)
+        assert sparsifier.sparsity() == pytest.approx(sum(zeros.values()) / sum(numel.values()), abs=1e-12), variant
+        assert 0.0 <= sparsifier.sparsity() <= 1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pruned_weights_do_not_affect_eval_output(name, trained):
+    """What masks() calls pruned is zero in the evaluated model: zeroing those weights changes no output."""
+    model, sparsifier = trained
+    params = dict(model.named_parameters())
+    x, _ = data(seed=7, n=8)
+    with torch.no_grad():
+        for variant in sparsifier.eval_variants():
+            sparsifier.use_variant(variant)
+            masks = sparsifier.masks()
+            before = model(x)
+            saved = {n: params[n].clone() for n in masks}
+            try:
+                for n, m in masks.items():
+                    params[n].mul_(m)  # in place: the same tensors the forward reads
+                assert torch.allclose(model(x), before, atol=1e-6), variant
+            finally:
+                for n, value in saved.items():
+                    params[n].copy_(value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_biases_and_norms_never_pruned(name, trained):
+    model, _ = trained
+    for n, p in model.named_parameters():
+        if n not in PRUNABLE and n.split(".")[-1] in ("bias", "weight"):
+            assert int((p == 0).sum()) == 0, f"{n} has zeros"
+
+
+@pytest.mark.parametrize("name", TARGETING)
+def test_target_reached_per_tensor(name, trained):
+    model, sparsifier = trained
+    masks, params = sparsifier.masks(), dict(model.named_parameters())
+    for n, m in masks.items():
+        assert abs(int((~m).sum()) - TARGET * m.numel()) <= 1, n
+        assert torch.all(params[n][~m] == 0), f"pruned weights of {n} are not zero"
+    assert sparsifier.sparsity() == pytest.approx(TARGET, abs=1 / 200)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_round_trip(name, trained):
+    model, sparsifier = trained
+    model_state = {k: v.clone() for k, v in model.state_dict().items()}
+    state = sparsifier.state_dict()
+    fresh_model, fresh = build(name, seed=0, model_seed=12345)  # other initial weights: the load must restore them
+    fresh_model.load_state_dict(model_state)
+    fresh.load_state_dict(state)
+    fresh_model.eval()
+    masks, fresh_masks = sparsifier.masks(), fresh.masks()
+    assert fresh_masks.keys() == masks.keys()
+    for n in masks:
+        assert torch.equal(fresh_masks[n], masks[n]), n
+    assert fresh.sparsity() == sparsifier.sparsity()
+    assert fresh.layer_sparsity() == sparsifier.layer_sparsity()
+    assert fresh.eval_variants() == sparsifier.eval_variants()
+    for a, b in zip(outputs(model, sparsifier), outputs(fresh_model, fresh)):
+        assert torch.equal(a, b)
+    # training would go on with the same regulariser weight
+    assert torch.equal(fresh.penalty(STEPS + 1).detach(), sparsifier.penalty(STEPS + 1).detach())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_result(name, trained):
+    model, sparsifier = trained
+    model2, sparsifier2 = train(name)
+    masks, masks2 = sparsifier.masks(), sparsifier2.masks()
+    for n in masks:
+        assert torch.equal(masks[n], masks2[n]), n
+    for a, b in zip(outputs(model, sparsifier), outputs(model2, sparsifier2)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_penalty_is_finite_differentiable_scalar(name):
+    model, sparsifier = build(name)  # its own model: training-mode forwards change BatchNorm statistics
+    model.train()
+    x, y = data(seed=3, n=8)
+    for step in (0, 1, STEPS // 2, STEPS):
+        p = sparsifier.penalty(step)
+        assert isinstance(p, torch.Tensor) and p.shape == () and torch.isfinite(p), step
+        model.zero_grad()
+        (F.mse_loss(model(x), y) + p).backward()
+        assert all(torch.isfinite(q.grad).all() for q in model.parameters() if q.grad is not None), step
+    if isinstance(sparsifier, LearnedSparsifier):
+        # the ramp is at full weight by STEPS: the penalty alone has a gradient
+        p = sparsifier.penalty(STEPS)
+        assert p.requires_grad and p.item() > 0
+        model.zero_grad()
+        p.backward()
+        grads = [q.grad for q in model.parameters() if q.grad is not None]
+        assert any(g.abs().sum().item() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eval_variants(name, trained):
+    model, sparsifier = trained
+    variants = sparsifier.eval_variants()
+    assert isinstance(variants, list) and variants and all(isinstance(v, dict) for v in variants)
+    for variant in variants:
+        assert set(variant) == set(type(sparsifier).variant_columns)
+        sparsifier.use_variant(variant)
+        assert sorted(sparsifier.masks()) == sorted(PRUNABLE)
+    if name == "variational_dropout":
+        assert variants == [{"threshold": 0.5}, {"threshold": 3.0}]
+        sparsifier.use_variant(variants[0])
+        low = sparsifier.sparsity()
+        sparsifier.use_variant(variants[1])
+        assert sparsifier.sparsity() <= low  # a higher threshold prunes no more
