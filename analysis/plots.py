@@ -34,7 +34,7 @@ def metric_vs_sparsity(trials: pd.DataFrame, best: pd.DataFrame, path: str) -> s
 def layer_heatmap(layers: pd.DataFrame, best: pd.DataFrame, level: float, path: str) -> pd.DataFrame | None:
     """Per-layer sparsity (layer x method) of each method's best configuration at `level`, mean over seeds."""
     chosen = best[(best["target_sparsity"] == level) & (best["method"] != "dense")][["method", "config_hash"]]
-    rows = layers.merge(chosen, on=["method", "config_hash"])
+    rows = layers.merge(chosen, on=["method", "config_hash"]) if not layers.empty else layers
     if rows.empty:
         return None
     order = list(dict.fromkeys(layers["layer"]))  # model order, as written

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import pandas as pd
+
 from analysis import plots, tables
 from analysis.load import read_table
 from trainables import paths
@@ -21,11 +23,18 @@ class ReportError(ValueError):
     pass
 
 
-def write_report(sweep_dir: str, heatmap_level: float | None = None) -> Report:
+REFERENCES = ("gale2019",)
+
+
+def write_report(sweep_dir: str, heatmap_level: float | None = None, reference: str | None = None) -> Report:
     """Write README.md, best.csv, metric_vs_sparsity.png and layer_sparsity.png under SWEEP_DIR/report/.
 
     The per-layer heatmap is drawn at `heatmap_level` (default: the highest level every sparse method reached).
+    `reference="gale2019"` sets the State of Sparsity's published best-per-level results beside the sweep's own
+    when the sweep's task is one the study ran.
     """
+    if reference is not None and reference not in REFERENCES:
+        raise ReportError(f"unknown reference {reference!r}; available: {', '.join(REFERENCES)}")
     if not os.path.isdir(sweep_dir):
         raise ReportError(f"{sweep_dir}: no such sweep folder")
     trials = read_table(sweep_dir, "trials")
@@ -53,6 +62,8 @@ def write_report(sweep_dir: str, heatmap_level: float | None = None) -> Report:
                      f"±{tables.LEVEL_TOLERANCE} of their achieved sparsity (the State of Sparsity's rule); "
                      "the others enter no table cell.", ""]
     sections += ["## Achieved vs target sparsity", "", _audit(trials[~learned]), ""]
+    if reference:
+        sections += _published(set(trials["task"]), best)
     failed = trials[trials["status"] != "completed"]
     if not failed.empty:
         columns = ["trial_id", "method", "target_sparsity", "status", "steps"]
@@ -75,6 +86,24 @@ def _heatmap(sweep_dir: str, best, level: float | None, folder: str) -> list[str
         return [f"## Per-layer sparsity at {level:g}", "", "(no method has a result at this level)", ""]
     return [f"## Per-layer sparsity at {level:g}", "", "Best configuration of each method, mean over seeds.", "",
             "![per-layer sparsity](layer_sparsity.png)", "", tables.to_markdown(grid.round(4)), ""]
+
+
+def _published(tasks: set[str], best) -> list[str]:
+    from analysis import reference
+
+    lines = ["## Published: Gale, Elsen & Hooker 2019 (State of Sparsity)", ""]
+    known = sorted(tasks & set(reference.TASKS))
+    if not known:
+        return lines + [f"The study has no results for {', '.join(sorted(tasks))} (it ran "
+                        f"{', '.join(reference.TASKS)}).", ""]
+    for task in known:
+        published = reference.published_best(task)
+        ours = best[best["task"] == task].assign(method=lambda d: d["method"] + " (this sweep)")
+        both = tables.wide_table(pd.concat([published.assign(method=published["method"] + " (published)"), ours]))
+        lines += [f"{task}: best per level, this sweep beside the study's released runs "
+                  "(docs/reference-data.md: the level rule, and the cells the CSVs cannot give).", "",
+                  tables.to_markdown(both), ""]
+    return lines
 
 
 def _summary(trials) -> str:
@@ -100,8 +129,6 @@ def _details(best, trials) -> str:
         rows.append({"method": r.method, "target": r.target_sparsity, "achieved": round(r.sparsity_mean, 4),
                      "value": tables.format_value(r.metric, r.value_mean, r.value_std), "seeds": r.seeds,
                      "configs tried": r.configs, "best config": hps or "(only one)"})
-    import pandas as pd
-
     return tables.to_markdown(pd.DataFrame(rows), index=False)
 
 

@@ -48,14 +48,14 @@ def cmd_plan(args) -> int:
 
 
 def cmd_report(args) -> int:
-    _print_report(args.sweep_dir, args.heatmap_sparsity)
+    _print_report(args.sweep_dir, args.heatmap_sparsity, args.reference)
     return 0
 
 
-def _print_report(sweep_dir: str, heatmap_level: float | None = None) -> None:
+def _print_report(sweep_dir: str, heatmap_level: float | None = None, reference: str | None = None) -> None:
     from analysis.report import write_report
 
-    report = write_report(sweep_dir, heatmap_level)
+    report = write_report(sweep_dir, heatmap_level, reference)
     print()
     print(report.markdown)
     print()
@@ -106,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo")
     report.add_argument("--heatmap-sparsity", type=float, metavar="S",
                         help="level of the per-layer sparsity heatmap (default: highest level all methods reached)")
+    report.add_argument("--reference", choices=["gale2019"],
+                        help="set published results beside the sweep's (gale2019: State of Sparsity, for "
+                        "resnet50_imagenet and transformer_wmt14_ende)")
     report.set_defaults(func=cmd_report)
 
     meth = sub.add_parser("methods", help="list the registered methods and their options")

@@ -79,3 +79,20 @@ def test_report_errors_are_clear(tmp_path):
         write_report(str(tmp_path / "nope"))
     with pytest.raises(ReportError, match="no finished trials yet"):
         write_report(str(tmp_path))
+
+
+def test_report_sets_the_published_frontier_beside_the_sweep(tmp_path):
+    for method, target, value in [("magnitude", 0.9, 0.70), ("dense", 0.0, 0.76)]:
+        trial = Trial(sweep="s", sweep_dir=str(tmp_path), trial_id=f"{method}-s0", config_hash=method,
+                      task="resnet50_imagenet", task_options={}, method=method, method_config={},
+                      target_sparsity=target, seed=0)
+        write_rows(trial, "trials", [{"source": "sweep", "status": "completed", "metric": "top1", "mode": "max",
+                                      "value": value, "sparsity": target, "steps": 10, "wall_time_s": 1.0}])
+    write_report(str(tmp_path), reference="gale2019")
+    text = (tmp_path / "report" / "README.md").read_text()
+    assert "## Published: Gale, Elsen & Hooker 2019" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 0.9 |") and "(published)" not in line
+               and line.count("|") > 6)
+    assert "73.91 ± 0.00" in row and "70.00 ± 0.00 (0.900)" in row  # published MP at 90% beside ours
+    with pytest.raises(ReportError, match="unknown reference 'x'; available: gale2019"):
+        write_report(str(tmp_path), reference="x")
