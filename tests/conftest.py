@@ -14,6 +14,17 @@ HERE = os.path.dirname(__file__)
 SPECS = os.path.join(HERE, "specs")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tiny tensors: one intra-op thread is fastest, and avoids spinning threads on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def write_spec(tmp_path):
     """Write a spec (a dict, or the named bundled test spec with overrides) to a YAML file; return its path."""

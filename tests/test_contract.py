@@ -31,15 +31,6 @@ NAMES = methods.names()
 TARGETING = [n for n in NAMES if methods.get(n).targets_sparsity]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and avoids spinning threads on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Small(nn.Module):
     """Embedding (10x4) -> 1x6x6 image -> Conv2d (3x1x2x2) -> BatchNorm -> LayerNorm -> Linear (2x75)."""
 

@@ -20,15 +20,6 @@ VD = methods.get("variational_dropout")
 L0 = methods.get("l0")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and avoids spinning threads on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def vd(model, seed=0, **config):
     config.setdefault("weight", 1.0)
     sparsifier = VD(VD.Config(**config), seed=seed)

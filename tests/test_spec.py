@@ -59,7 +59,8 @@ def test_unknown_method_and_task():
     data["methods"]["magnitud"] = {}
     assert error_of(data) == ("s.yaml: methods.magnitud: unknown method; "
                               "registered: dense, l0, magnitude, random, variational_dropout")
-    assert error_of({**tiny(), "task": "mnist"}) == "s.yaml: task: unknown task 'mnist'; registered: cubist_spiral"
+    assert error_of({**tiny(), "task": "mnist"}) == (
+        "s.yaml: task: unknown task 'mnist'; registered: bars_cnn, cubist_spiral")
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, 1.5])
