@@ -70,6 +70,20 @@ def best_per_cell(trials: pd.DataFrame) -> pd.DataFrame:
     return best.merge(counts, left_on=CELL, right_index=True).reset_index(drop=True)
 
 
+def pareto(configs: pd.DataFrame) -> pd.DataFrame:
+    """Per method, the configurations no other one beats on both achieved sparsity and metric (per_config rows)."""
+    keep = []
+    for _, group in configs.groupby("method"):
+        sign = -1.0 if group["mode"].iloc[0] == "max" else 1.0
+        best_so_far = math.inf
+        for i, row in group.sort_values(["sparsity_mean", "value_mean"], ascending=[False, sign > 0]).iterrows():
+            score = sign * row["value_mean"]
+            if score < best_so_far:
+                keep.append(i)
+                best_so_far = score
+    return configs.loc[keep].sort_values(["method", "sparsity_mean"])
+
+
 def format_value(metric: str, mean: float, std: float) -> str:
     if math.isnan(mean):
         return "–"

@@ -96,3 +96,11 @@ def test_report_sets_the_published_frontier_beside_the_sweep(tmp_path):
     assert "73.91 ± 0.00" in row and "70.00 ± 0.00 (0.900)" in row  # published MP at 90% beside ours
     with pytest.raises(ReportError, match="unknown reference 'x'; available: gale2019"):
         write_report(str(tmp_path), reference="x")
+
+
+def test_pareto_keeps_configs_no_other_beats_on_both_axes():
+    from analysis.tables import pareto
+
+    configs = pd.DataFrame({"method": ["vd"] * 4, "mode": ["max"] * 4, "config_hash": list("abcd"),
+                            "sparsity_mean": [0.99, 0.95, 0.90, 0.80], "value_mean": [0.6, 0.9, 0.85, 0.95]})
+    assert list(pareto(configs)["config_hash"]) == ["d", "b", "a"]  # c: b is sparser and better
