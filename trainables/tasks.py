@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar
 
 import torch
@@ -83,14 +82,6 @@ def get(name: str) -> type[Task]:
 def names() -> list[str]:
     _load_builtin()
     return sorted(_TASKS)
-
-
-def options_from_dict(task: type[Task], values: dict[str, Any]) -> Any:
-    return task.Options(**values)
-
-
-def options_to_dict(options: Any) -> dict[str, Any]:
-    return dataclasses.asdict(options)
 
 
 def _load_builtin() -> None:
