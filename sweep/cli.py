@@ -42,8 +42,44 @@ def cmd_plan(args) -> int:
     parsed = spec.load(args.spec)
     trials = plan.expand(parsed, paths.sweep_dir(args.storage, parsed.name), args.spec)
     print(f"{parsed.name}: {len(trials)} trials of task {parsed.task} -> {paths.sweep_dir(args.storage, parsed.name)}")
-    for t in trials:
-        print(f"  {t.trial_id}")
+    for i, t in enumerate(trials):
+        print(f"  [{i}] {t.trial_id}")
+    return 0
+
+
+def cmd_debug(args) -> int:
+    """One trial of a spec in this process: no Ray, breakpoints work, a line per step."""
+    import dataclasses
+    import time
+
+    from sweep import plan, spec
+    from sweep.spec import SpecError
+    from trainables import paths
+    from trainables.loop import pick_device, run_trial
+    from trainables.session import LocalSession
+
+    parsed = spec.load(args.spec)
+    folder = paths.sweep_dir(args.storage, parsed.name) + "-debug"
+    trials = plan.expand(parsed, folder, args.spec)
+    if not 0 <= args.trial < len(trials):
+        raise SpecError(f"{args.spec}: --trial {args.trial} is out of range; this spec has trials 0..{len(trials) - 1}")
+    trial = dataclasses.replace(trials[args.trial], sweep_dir=folder)
+    device = pick_device()
+    print(f"debug: trial [{args.trial}] {trial.trial_id} on {device}; results and checkpoint in {folder}")
+    started = time.perf_counter()
+
+    def log(step, loss, lr, sparsifier):
+        if step % args.log_every == 0:
+            print(f"step {step:>7}  loss {loss:.5f}  lr {lr:.5g}  sparsity {sparsifier.sparsity():.4f}  "
+                  f"{time.perf_counter() - started:7.1f}s", flush=True)
+
+    ckpt = os.path.join(folder, "checkpoints", trial.trial_id)
+    if args.fresh and os.path.isdir(ckpt):
+        import shutil
+
+        shutil.rmtree(ckpt)
+    row = run_trial(trial, LocalSession(ckpt), device, max_steps=args.steps, on_step=log)
+    print(f"{row['status']} at step {row['steps']}: {row['metric']} {row['value']:.4f}, sparsity {row['sparsity']:.4f}")
     return 0
 
 
@@ -110,6 +146,15 @@ def parser() -> argparse.ArgumentParser:
                         help="set published results beside the sweep's (gale2019: State of Sparsity, for "
                         "resnet50_imagenet and transformer_wmt14_ende)")
     report.set_defaults(func=cmd_report)
+
+    debug = with_storage(sub.add_parser(
+        "debug", help="run one trial of a spec in this process, without Ray (breakpoints work), a line per step"))
+    debug.add_argument("spec", help="path to the sweep spec (YAML)")
+    debug.add_argument("--trial", type=int, default=0, help="index of the trial in `sparsity plan SPEC` (default 0)")
+    debug.add_argument("--steps", type=int, help="stop after this many steps (default: the whole recipe)")
+    debug.add_argument("--log-every", type=int, default=1, help="print every N-th step (default 1)")
+    debug.add_argument("--fresh", action="store_true", help="ignore a checkpoint left by an earlier debug run")
+    debug.set_defaults(func=cmd_debug)
 
     meth = sub.add_parser("methods", help="list the registered methods and their options")
     meth.set_defaults(func=cmd_methods)

@@ -189,3 +189,19 @@ def test_trial_that_keeps_failing_gets_a_failed_row_and_the_sweep_goes_on(tmp_pa
     assert trials.loc[healthy.trial_id, "status"] == "completed"
     report = sparsity_cli("report", str(tmp_path / "tiny"), timeout=120)
     assert report.returncode == 0 and "Trials that did not complete" in (tmp_path / "tiny/report/README.md").read_text()
+
+
+def test_debug_mode_runs_the_same_trainable_without_ray(tiny_sweep, tmp_path):
+    _, sweep_dir, _ = tiny_sweep
+    partial = sparsity_cli("debug", os.path.join(SPECS, "tiny.yaml"), "--trial", "1", "--steps", "20",
+                           "--log-every", "10", "--storage", str(tmp_path), timeout=120)
+    assert partial.returncode == 0, partial.stderr
+    assert [line.split()[1] for line in partial.stdout.splitlines() if line.startswith("step")] == ["10", "20"]
+    assert "stopped at step 20" in partial.stdout
+    full = sparsity_cli("debug", os.path.join(SPECS, "tiny.yaml"), "--trial", "1", "--fresh", "--log-every", "1000",
+                        "--storage", str(tmp_path), timeout=120)
+    assert full.returncode == 0 and "completed at step 780" in full.stdout, full.stdout + full.stderr
+    debug_rows, ray_rows = read(tmp_path / "tiny-debug", "trials"), read(sweep_dir, "trials")
+    ray_rows = ray_rows[ray_rows["trial_id"] == debug_rows.loc[0, "trial_id"]].reset_index(drop=True)
+    cols = [c for c in ray_rows.columns if c != "wall_time_s"]
+    assert debug_rows[cols].equals(ray_rows[cols])  # same trainable code, same numbers

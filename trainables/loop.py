@@ -32,8 +32,13 @@ def build(trial: Trial, device: torch.device):
     return task, model, sparsifier, task.build_optimizer(model, no_decay=sparsifier.own_parameters())
 
 
-def run_trial(trial: Trial, session: Session, device: torch.device | None = None) -> dict[str, Any]:
-    """Train one trial to the end (resuming from the session's checkpoint if any); return its trial row."""
+def run_trial(trial: Trial, session: Session, device: torch.device | None = None, max_steps: int | None = None,
+              on_step=None) -> dict[str, Any]:
+    """Train one trial to the end (resuming from the session's checkpoint if any); return its trial row.
+
+    `max_steps` stops early (the debug mode): the trial then ends with status `stopped` at that step.
+    `on_step(step, loss, lr, sparsifier)` is called after every step.
+    """
     torch.set_num_threads(trial.threads)
     task, model, sparsifier, optimizer = build(trial, device or pick_device())
     state = session.restore() or {}
@@ -47,7 +52,8 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
     elapsed, started = state.get("wall_time_s", 0.0), time.perf_counter()
 
     status = "completed"
-    while step < task.total_steps:
+    end = task.total_steps if max_steps is None else min(task.total_steps, max_steps)
+    while step < end:
         step += 1
         lr = task.learning_rate(step)
         for group in optimizer.param_groups:
@@ -60,14 +66,17 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
         loss.backward()
         optimizer.step()
         sparsifier.after_step(step)
+        if on_step:
+            on_step(step, loss.item(), lr, sparsifier)
 
-        if step % task.eval_every == 0 or step == task.total_steps:
+        if step % task.eval_every == 0 or step == end:
             wall = elapsed + time.perf_counter() - started
             latest = _eval_rows(trial, task, model, sparsifier, step, loss.item(), lr, wall)
             evals += latest
             results.write_rows(trial, "evals", evals)
-            done = step == task.total_steps
+            done = step == end
             if done:
+                status = status if step == task.total_steps else "stopped"
                 _write_final(trial, task, sparsifier, latest, status, step, wall)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "sparsifier": sparsifier.state_dict(), "rng": torch.get_rng_state(),
@@ -112,7 +121,7 @@ def _trial_rows(trial, task, sparsifier, last_evals, status, step, wall) -> list
     """One row per evaluation variant, from the final evaluation (`last_evals`, empty if it never came)."""
     rows = []
     for i, (_, keys) in enumerate(_variants(trial, sparsifier)):
-        value = last_evals[i]["value"] if last_evals and status == "completed" else float("nan")
+        value = last_evals[i]["value"] if last_evals and status != "diverged" else float("nan")
         rows.append({**keys, "source": "sweep", "status": status, "metric": task.metric, "mode": task.mode,
                      "value": value, "sparsity": sparsifier.sparsity(), "steps": step, "wall_time_s": wall})
     return rows
