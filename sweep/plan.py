@@ -71,7 +71,8 @@ def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
                             sweep=spec.name, sweep_dir=sweep_dir, trial_id=trial_id(name, target, digest, seed),
                             config_hash=digest, task=spec.task, task_options=dataclasses.asdict(options),
                             method=name, method_config=dataclasses.asdict(config), target_sparsity=target,
-                            seed=seed, hp_columns=hp_columns, threads=threads))
+                            seed=seed, hp_columns=hp_columns, threads=threads,
+                            engine=spec.resources.engine, zero_stage=spec.resources.zero_stage))
     return trials
 
 

@@ -34,6 +34,8 @@ class Resources:
     cpus_per_worker: float = _f(1.0, "CPUs reserved per worker; also the torch thread count")
     gpus_per_worker: float = _f(0.0, "GPUs reserved per worker")
     max_concurrent_trials: int = _f(0, "upper bound on trials running at once (0: as many as resources allow)")
+    engine: Literal["torch", "deepspeed"] = _f("torch", "plain torch, or DeepSpeed (deepspeed.initialize per worker)")
+    zero_stage: int = _f(0, "DeepSpeed ZeRO stage: 0 (plain data parallel, right for ResNet-50's size), 1 or 2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,9 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
              f"allowed: 1..{task_cls.max_workers}")
     if resources.cpus_per_worker <= 0 or resources.gpus_per_worker < 0:
         fail("resources", "cpus_per_worker must be > 0 and gpus_per_worker >= 0")
+    if resources.zero_stage not in (0, 1, 2):
+        fail("resources.zero_stage", f"{resources.zero_stage} is not supported: sparsifiers need whole parameters "
+             "on every rank; allowed: 0, 1, 2")
     if resources.max_concurrent_trials < 0:
         fail("resources.max_concurrent_trials", "expected 0 (no limit) or a positive count")
     fields["resources"] = resources

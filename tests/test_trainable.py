@@ -63,7 +63,7 @@ def test_resumed_trial_ends_with_the_same_rows_and_masks(tmp_path):
     masks1 = load_state(str(tmp_path / "ck1"))["sparsifier"]["masks"]
     masks2 = load_state(str(tmp_path / "ck2"))["sparsifier"]["masks"]
     assert all(torch.equal(masks1[k], masks2[k]) for k in masks1)
-    model2 = load_state(str(tmp_path / "ck2"))["model"]
+    model2 = load_state(str(tmp_path / "ck2"))["engine"]["model"]
     assert all((model2[k][~m] == 0).all() for k, m in masks2.items())
 
 

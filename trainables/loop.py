@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 import methods
+from trainables import engine as engines
 from trainables import results, tasks
 from trainables.session import Session
 from trainables.trial import Trial
@@ -29,7 +30,9 @@ def build(trial: Trial, device: torch.device):
     sparsifier = method(method.Config(**trial.method_config), trial.target_sparsity, trial.seed)
     sparsifier.prepare(model)
     sparsifier.apply_masks()
-    return task, model, sparsifier, task.build_optimizer(model, no_decay=sparsifier.own_parameters())
+    optimizer = task.build_optimizer(model, no_decay=sparsifier.own_parameters())
+    config = engines.EngineConfig(trial.engine, trial.zero_stage, task.micro_batches)
+    return task, model, sparsifier, engines.build(config, model, optimizer, task.micro_batch_size)
 
 
 def run_trial(trial: Trial, session: Session, device: torch.device | None = None, max_steps: int | None = None,
@@ -40,11 +43,10 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
     `on_step(step, loss, lr, sparsifier)` is called after every step.
     """
     torch.set_num_threads(trial.threads)
-    task, model, sparsifier, optimizer = build(trial, device or pick_device())
+    task, model, sparsifier, engine = build(trial, device or pick_device())
     state = session.restore() or {}
     if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        engine.load_state_dict(state["engine"])
         sparsifier.load_state_dict(state["sparsifier"])
         torch.set_rng_state(state["rng"])
     step, evals = state.get("step", 0), state.get("evals", [])
@@ -56,15 +58,16 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
     while step < end:
         step += 1
         lr = task.learning_rate(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = task.loss(model, task.batch(step)) + sparsifier.penalty(step)
+        engine.set_lr(lr)
+        for micro in micro_batches(task.batch(step), task.micro_batches):
+            loss = task.loss(engine, micro) + sparsifier.penalty(step)
+            if not math.isfinite(loss.item()):
+                break
+            engine.backward(loss)
         if not math.isfinite(loss.item()):
             status = "diverged"
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        engine.step()
         sparsifier.after_step(step)
         if on_step:
             on_step(step, loss.item(), lr, sparsifier)
@@ -78,8 +81,7 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
             if done:
                 status = status if step == task.total_steps else "stopped"
                 _write_final(trial, task, sparsifier, latest, status, step, wall)
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "sparsifier": sparsifier.state_dict(), "rng": torch.get_rng_state(),
+            state = {"engine": engine.state_dict(), "sparsifier": sparsifier.state_dict(), "rng": torch.get_rng_state(),
                      "step": step, "evals": evals, "wall_time_s": wall}
             session.report({**_metrics(latest[0], done), "resumed_from_step": resumed_from}, state)
 
@@ -90,6 +92,15 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
         return rows[0]
     last = [row for row in evals if row["step"] == step]
     return _trial_rows(trial, task, sparsifier, last, status, step, last[0]["wall_time_s"])[0]
+
+
+def micro_batches(batch, n: int):
+    """Split a batch (a tensor or a tuple of tensors) into n micro-batches along the first dimension."""
+    if n == 1:
+        return [batch]
+    if isinstance(batch, torch.Tensor):
+        return list(batch.chunk(n))
+    return list(zip(*(t.chunk(n) for t in batch)))
 
 
 def variant_hash(config_hash: str, variant: dict[str, Any]) -> str:

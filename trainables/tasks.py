@@ -38,6 +38,15 @@ class Task:
     def eval_every(self) -> int:
         return self.options.eval_every
 
+    @property
+    def micro_batches(self) -> int:
+        """Gradient accumulation: micro-batches per optimizer step (the batch is split evenly)."""
+        return 1
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.options.batch_size // self.micro_batches
+
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 

@@ -23,6 +23,8 @@ class Trial:
     # (name, arrow type) of every hyper-parameter column of the sweep, so all files share one schema
     hp_columns: tuple[tuple[str, str], ...] = ()
     threads: int = 1  # torch intra-op threads for this trial
+    engine: str = "torch"  # "torch" | "deepspeed" (trainables/engine.py)
+    zero_stage: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
