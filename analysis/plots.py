@@ -10,19 +10,27 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 
-def metric_vs_sparsity(trials: pd.DataFrame, best: pd.DataFrame, path: str, points: pd.DataFrame | None = None
-                       ) -> str:
+def metric_vs_sparsity(trials: pd.DataFrame, best: pd.DataFrame, path: str, points: pd.DataFrame | None = None) -> str:
     """Metric of the best configuration per cell against sparsity, one line per method, error bars over seeds;
     `points` (rows of methods that learn their sparsity) are drawn as well, at their achieved sparsity."""
     keep = trials[trials["config_hash"].isin(best["config_hash"]) & (trials["status"] == "completed")]
     metric = best["metric"].iloc[0]
     sparse, dense = keep[keep["method"] != "dense"], keep[keep["method"] == "dense"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.lineplot(data=sparse, x="target_sparsity", y="value", hue="method", style="method", markers=True,
-                 dashes=False, errorbar="sd", err_style="bars", ax=ax)
+    sns.lineplot(
+        data=sparse,
+        x="target_sparsity",
+        y="value",
+        hue="method",
+        style="method",
+        markers=True,
+        dashes=False,
+        errorbar="sd",
+        err_style="bars",
+        ax=ax,
+    )
     if points is not None and not points.empty:
-        sns.scatterplot(data=points, x="sparsity", y="value", hue="method", marker=".", alpha=0.5, legend=False,
-                        ax=ax)
+        sns.scatterplot(data=points, x="sparsity", y="value", hue="method", marker=".", alpha=0.5, legend=False, ax=ax)
     if not dense.empty:
         ax.axhline(dense["value"].mean(), color="grey", linestyle="--", label="dense")
     ax.set_xlabel("sparsity (fraction of prunable weights that are zero; points: learned, at achieved)")

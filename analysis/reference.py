@@ -62,17 +62,43 @@ TARGETED = ("magnitude", "random")  # methods that aim at a target sparsity (par
 
 # pandas dtypes of the trials columns this module fills (the Arrow types of trainables.results.COLUMNS["trials"])
 TRIAL_DTYPES = {
-    "sweep": "str", "trial_id": "str", "parent_trial_id": "str", "stage": "str", "task": "str", "method": "str",
-    "seed": "Int64", "config_hash": "str", "target_sparsity": "float64", "source": "str", "status": "str",
-    "metric": "str", "mode": "str", "value": "float64", "sparsity": "float64", "steps": "Int64",
+    "sweep": "str",
+    "trial_id": "str",
+    "parent_trial_id": "str",
+    "stage": "str",
+    "task": "str",
+    "method": "str",
+    "seed": "Int64",
+    "config_hash": "str",
+    "target_sparsity": "float64",
+    "source": "str",
+    "status": "str",
+    "metric": "str",
+    "mode": "str",
+    "value": "float64",
+    "sparsity": "float64",
+    "steps": "Int64",
     "wall_time_s": "float64",
 }
 # one column per hyper-parameter, with its kind (as trainables.results.ARROW_TYPES names them)
 HP_KINDS = {
-    "hparams_set": "str", "dataset": "str", "batch_size": "int", "begin_step": "int", "end_step": "int",
-    "frequency": "int", "regularization": "str", "threshold_decay": "float", "label_smoothing": "float",
-    "weight_decay": "float", "dkl_weight": "float", "dkl_weight_fn": "str", "dkl_weight_start": "int",
-    "dkl_weight_diff": "int", "l0_norm_weight": "float", "l0_norm_weight_fn": "str", "initial_log_alpha": "float",
+    "hparams_set": "str",
+    "dataset": "str",
+    "batch_size": "int",
+    "begin_step": "int",
+    "end_step": "int",
+    "frequency": "int",
+    "regularization": "str",
+    "threshold_decay": "float",
+    "label_smoothing": "float",
+    "weight_decay": "float",
+    "dkl_weight": "float",
+    "dkl_weight_fn": "str",
+    "dkl_weight_start": "int",
+    "dkl_weight_diff": "int",
+    "l0_norm_weight": "float",
+    "l0_norm_weight_fn": "str",
+    "initial_log_alpha": "float",
     "threshold": "float",
 }
 _PANDAS_KIND = {"str": "str", "int": "Int64", "float": "float64"}
@@ -99,39 +125,120 @@ class _File:
 
 
 _T2T = {"Tensor2Tensor HParams": "hparams_set", "regularization": "regularization"}
-_T_PRUNING = {**_T2T, "begin_pruning_step": "begin_step", "end_pruning_step": "end_step",
-              "pruning_frequency": "frequency", "threshold_decay": "threshold_decay"}
+_T_PRUNING = {
+    **_T2T,
+    "begin_pruning_step": "begin_step",
+    "end_pruning_step": "end_step",
+    "pruning_frequency": "frequency",
+    "threshold_decay": "threshold_decay",
+}
 _RN_PRUNING = {"begin": "begin_step", "end": "end_step", "freq": "frequency", "label smoothing": "label_smoothing"}
 _T_DIR, _RN_DIR = "sparse_transformer/technique_comparison", "sparse_rn50/technique_comparison"
 FILES = (
-    _File(TRANSFORMER, "dense", f"{_T_DIR}/transformer_baselines.csv", "MOSES BLEU",
-          columns={"Tensor2Tensor HParams": "hparams_set", "Training Steps": "steps", "Batch Size": "batch_size",
-                   "Dataset": "dataset"}),
-    _File(TRANSFORMER, "magnitude", f"{_T_DIR}/transformer_magnitude_pruning.csv", "Moses BLEU", "Sparsity",
-          columns=_T_PRUNING),
-    _File(TRANSFORMER, "random", f"{_T_DIR}/transformer_random_pruning.csv", "Moses BLEU", "Sparsity",
-          columns=_T_PRUNING),
-    _File(TRANSFORMER, "variational_dropout", f"{_T_DIR}/transformer_variational_dropout.csv", "MOSES BLEU",
-          "Sparsity", columns={"Tensor2Tensor Hparams": "hparams_set", "regularization": "regularization",
-                               "dkl_weight": "dkl_weight",
-                               "dkl_weight_fn": "dkl_weight_fn", "dkl_weight_start": "dkl_weight_start",
-                               "dkl_weight_diff": "dkl_weight_diff"}, per_threshold=True),
-    _File(TRANSFORMER, "l0", f"{_T_DIR}/transformer_l0_regularization.csv", "MOSES BLEU", "Sparsity",
-          columns={**_T2T, "l0_norm_weight": "l0_norm_weight", "l0_norm_weight_fn": "l0_norm_weight_fn",
-                   "dkl_weight_start": "dkl_weight_start", "dkl_weight_diff": "dkl_weight_diff"}),
-    _File(RESNET50, "dense", f"{_RN_DIR}/rn50_baselines.csv", "Accuracy", value_scale=0.01,
-          columns={"Training Steps": "steps", "Batch Size": "batch_size"}),
-    _File(RESNET50, "magnitude", f"{_RN_DIR}/rn50_magnitude_pruning.csv", "accuracy", target="Sparsity",
-          columns=_RN_PRUNING),
-    _File(RESNET50, "random", f"{_RN_DIR}/rn50_random_pruning.csv", "accuracy", target="Target Sparsity",
-          columns=_RN_PRUNING),
-    _File(RESNET50, "variational_dropout", f"{_RN_DIR}/rn50_variational_dropout.csv", "Accuracy",
-          "global sparsity", constants={"threshold": 0.5},
-          columns={"DKL loss begin": "begin_step", "DKL loss saturate": "end_step", "DKL loss coeff": "dkl_weight",
-                   "label_smoothing": "label_smoothing"}),
-    _File(RESNET50, "l0", f"{_RN_DIR}/rn50_l0_regularization.csv", "accuracy", "global_sparsity",
-          columns={"initial_log_alpha": "initial_log_alpha", "l0_norm_weight": "l0_norm_weight",
-                   "label_smoothing": "weight_decay", "weight_decay": "label_smoothing"}),  # headers swapped
+    _File(
+        TRANSFORMER,
+        "dense",
+        f"{_T_DIR}/transformer_baselines.csv",
+        "MOSES BLEU",
+        columns={
+            "Tensor2Tensor HParams": "hparams_set",
+            "Training Steps": "steps",
+            "Batch Size": "batch_size",
+            "Dataset": "dataset",
+        },
+    ),
+    _File(
+        TRANSFORMER,
+        "magnitude",
+        f"{_T_DIR}/transformer_magnitude_pruning.csv",
+        "Moses BLEU",
+        "Sparsity",
+        columns=_T_PRUNING,
+    ),
+    _File(
+        TRANSFORMER, "random", f"{_T_DIR}/transformer_random_pruning.csv", "Moses BLEU", "Sparsity", columns=_T_PRUNING
+    ),
+    _File(
+        TRANSFORMER,
+        "variational_dropout",
+        f"{_T_DIR}/transformer_variational_dropout.csv",
+        "MOSES BLEU",
+        "Sparsity",
+        columns={
+            "Tensor2Tensor Hparams": "hparams_set",
+            "regularization": "regularization",
+            "dkl_weight": "dkl_weight",
+            "dkl_weight_fn": "dkl_weight_fn",
+            "dkl_weight_start": "dkl_weight_start",
+            "dkl_weight_diff": "dkl_weight_diff",
+        },
+        per_threshold=True,
+    ),
+    _File(
+        TRANSFORMER,
+        "l0",
+        f"{_T_DIR}/transformer_l0_regularization.csv",
+        "MOSES BLEU",
+        "Sparsity",
+        columns={
+            **_T2T,
+            "l0_norm_weight": "l0_norm_weight",
+            "l0_norm_weight_fn": "l0_norm_weight_fn",
+            "dkl_weight_start": "dkl_weight_start",
+            "dkl_weight_diff": "dkl_weight_diff",
+        },
+    ),
+    _File(
+        RESNET50,
+        "dense",
+        f"{_RN_DIR}/rn50_baselines.csv",
+        "Accuracy",
+        value_scale=0.01,
+        columns={"Training Steps": "steps", "Batch Size": "batch_size"},
+    ),
+    _File(
+        RESNET50,
+        "magnitude",
+        f"{_RN_DIR}/rn50_magnitude_pruning.csv",
+        "accuracy",
+        target="Sparsity",
+        columns=_RN_PRUNING,
+    ),
+    _File(
+        RESNET50,
+        "random",
+        f"{_RN_DIR}/rn50_random_pruning.csv",
+        "accuracy",
+        target="Target Sparsity",
+        columns=_RN_PRUNING,
+    ),
+    _File(
+        RESNET50,
+        "variational_dropout",
+        f"{_RN_DIR}/rn50_variational_dropout.csv",
+        "Accuracy",
+        "global sparsity",
+        constants={"threshold": 0.5},
+        columns={
+            "DKL loss begin": "begin_step",
+            "DKL loss saturate": "end_step",
+            "DKL loss coeff": "dkl_weight",
+            "label_smoothing": "label_smoothing",
+        },
+    ),
+    _File(
+        RESNET50,
+        "l0",
+        f"{_RN_DIR}/rn50_l0_regularization.csv",
+        "accuracy",
+        "global_sparsity",
+        columns={
+            "initial_log_alpha": "initial_log_alpha",
+            "l0_norm_weight": "l0_norm_weight",
+            "label_smoothing": "weight_decay",
+            "weight_decay": "label_smoothing",
+        },
+    ),  # headers swapped
 )
 
 
@@ -194,9 +301,18 @@ def _per_run(raw: pd.DataFrame, f: _File) -> pd.DataFrame:
 
 def _per_threshold(raw: pd.DataFrame, f: _File) -> pd.DataFrame:
     """Transformer VD: one row per (run, log-alpha threshold); empty cells are dropped."""
-    parts = [pd.DataFrame({"_row": raw.index, "threshold": t, "value": raw[f"{f.value}:{t:.1f}"],
-                           "_sparsity": raw[f"{f.sparsity}:{t:.1f}"], **{c: raw[c] for c in f.columns}})
-             for t in VD_THRESHOLDS]
+    parts = [
+        pd.DataFrame(
+            {
+                "_row": raw.index,
+                "threshold": t,
+                "value": raw[f"{f.value}:{t:.1f}"],
+                "_sparsity": raw[f"{f.sparsity}:{t:.1f}"],
+                **{c: raw[c] for c in f.columns},
+            }
+        )
+        for t in VD_THRESHOLDS
+    ]
     long = pd.concat(parts).dropna(subset=["value", "_sparsity"])
     return long.sort_values(["_row", "threshold"], kind="stable").reset_index(drop=True)
 
@@ -216,12 +332,28 @@ def _keys(frame: pd.DataFrame, f: _File, hps: list[str]) -> pd.DataFrame:
     ids = [f"{SOURCE}-{f.model}-{f.method}-{row}" for row in frame["_row"]]
     if f.per_threshold:
         ids = [f"{i}-t{t:.1f}" for i, t in zip(ids, frame["threshold"])]
-    hashes = [_config_hash(f, target, {k: r[k] for k in hps})
-              for target, r in zip(frame["target_sparsity"], frame.to_dict("records"))]
-    return pd.DataFrame({"sweep": SOURCE, "trial_id": ids, "parent_trial_id": None, "stage": "main",
-                         "task": f.task, "method": f.method, "seed": None, "config_hash": hashes,
-                         "source": SOURCE, "status": "completed", "metric": METRICS[f.task], "mode": "max",
-                         "wall_time_s": math.nan}, index=frame.index)
+    hashes = [
+        _config_hash(f, target, {k: r[k] for k in hps})
+        for target, r in zip(frame["target_sparsity"], frame.to_dict("records"))
+    ]
+    return pd.DataFrame(
+        {
+            "sweep": SOURCE,
+            "trial_id": ids,
+            "parent_trial_id": None,
+            "stage": "main",
+            "task": f.task,
+            "method": f.method,
+            "seed": None,
+            "config_hash": hashes,
+            "source": SOURCE,
+            "status": "completed",
+            "metric": METRICS[f.task],
+            "mode": "max",
+            "wall_time_s": math.nan,
+        },
+        index=frame.index,
+    )
 
 
 def _config_hash(f: _File, target: float, hps: dict[str, Any]) -> str:

@@ -47,13 +47,22 @@ def write_report(sweep_dir: str, heatmap_level: float | None = None, reference: 
     best = tables.best_per_cell(trials)
     table = tables.to_markdown(tables.wide_table(best)) if not best.empty else "(no completed trials)"
     best.to_csv(os.path.join(folder, "best.csv"), index=False)
-    sections = [f"# Sweep report: {os.path.basename(sweep_dir.rstrip('/'))}", "", _summary(trials), "",
-                "## Best configuration per method and target sparsity", "", _legend(best), "", table, ""]
+    sections = [
+        f"# Sweep report: {os.path.basename(sweep_dir.rstrip('/'))}",
+        "",
+        _summary(trials),
+        "",
+        "## Best configuration per method and target sparsity",
+        "",
+        _legend(best),
+        "",
+        table,
+        "",
+    ]
     if not best.empty:
         points = trials[learned & (trials["status"] == "completed")]
         plots.metric_vs_sparsity(trials, best, os.path.join(folder, "metric_vs_sparsity.png"), points)
-        sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "",
-                     "## Details", "", _details(best, trials), ""]
+        sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "", "## Details", "", _details(best, trials), ""]
         sections += _heatmap(sweep_dir, best, heatmap_level, folder)
     if learned.any():
         sections += _learned(trials, learned)
@@ -80,8 +89,16 @@ def _heatmap(sweep_dir: str, best, level: float | None, folder: str) -> list[str
     grid = plots.layer_heatmap(read_table(sweep_dir, "layers"), best, level, os.path.join(folder, "layer_sparsity.png"))
     if grid is None:
         return [f"## Per-layer sparsity at {level:g}", "", "(no method has a result at this level)", ""]
-    return [f"## Per-layer sparsity at {level:g}", "", "Best configuration of each method, mean over seeds.", "",
-            "![per-layer sparsity](layer_sparsity.png)", "", tables.to_markdown(grid.round(4)), ""]
+    return [
+        f"## Per-layer sparsity at {level:g}",
+        "",
+        "Best configuration of each method, mean over seeds.",
+        "",
+        "![per-layer sparsity](layer_sparsity.png)",
+        "",
+        tables.to_markdown(grid.round(4)),
+        "",
+    ]
 
 
 def _learned(trials, learned) -> list[str]:
@@ -89,14 +106,26 @@ def _learned(trials, learned) -> list[str]:
     configs = tables.per_config(trials[learned].assign(target_sparsity=0.0))
     front = tables.pareto(configs)
     values = [tables.format_value(r.metric, r.value_mean, r.value_std) for r in front.itertuples()]
-    rows = pd.DataFrame({"method": front["method"], "achieved sparsity": front["sparsity_mean"].round(4),
-                         "value": values, "seeds": front["seeds"], "config_hash": front["config_hash"].str[:10]})
-    return ["## Methods that learn their sparsity", "",
-            f"{int(placed.sum())} of {int(learned.sum())} rows of methods without a target (one per evaluation "
-            f"threshold) lie within ±{tables.LEVEL_TOLERANCE} of a nominal level and enter the table above (the "
-            "State of Sparsity's rule). Every configuration is a point in the plot; these are the ones no other "
-            "configuration of the same method beats on both sparsity and metric (mean over seeds):", "",
-            tables.to_markdown(rows, index=False), ""]
+    rows = pd.DataFrame(
+        {
+            "method": front["method"],
+            "achieved sparsity": front["sparsity_mean"].round(4),
+            "value": values,
+            "seeds": front["seeds"],
+            "config_hash": front["config_hash"].str[:10],
+        }
+    )
+    return [
+        "## Methods that learn their sparsity",
+        "",
+        f"{int(placed.sum())} of {int(learned.sum())} rows of methods without a target (one per evaluation "
+        f"threshold) lie within ±{tables.LEVEL_TOLERANCE} of a nominal level and enter the table above (the "
+        "State of Sparsity's rule). Every configuration is a point in the plot; these are the ones no other "
+        "configuration of the same method beats on both sparsity and metric (mean over seeds):",
+        "",
+        tables.to_markdown(rows, index=False),
+        "",
+    ]
 
 
 def _published(tasks: set[str], best) -> list[str]:
@@ -105,30 +134,40 @@ def _published(tasks: set[str], best) -> list[str]:
     lines = ["## Published: Gale, Elsen & Hooker 2019 (State of Sparsity)", ""]
     known = sorted(tasks & set(reference.TASKS))
     if not known:
-        return lines + [f"The study has no results for {', '.join(sorted(tasks))} (it ran "
-                        f"{', '.join(reference.TASKS)}).", ""]
+        return lines + [
+            f"The study has no results for {', '.join(sorted(tasks))} (it ran {', '.join(reference.TASKS)}).",
+            "",
+        ]
     for task in known:
         published = reference.published_best(task)
         ours = best[best["task"] == task].assign(method=lambda d: d["method"] + " (this sweep)")
         both = tables.wide_table(pd.concat([published.assign(method=published["method"] + " (published)"), ours]))
-        lines += [f"{task}: best per level, this sweep beside the study's released runs "
-                  "(docs/reference-data.md: the level rule, and the cells the CSVs cannot give).", "",
-                  tables.to_markdown(both), ""]
+        lines += [
+            f"{task}: best per level, this sweep beside the study's released runs "
+            "(docs/reference-data.md: the level rule, and the cells the CSVs cannot give).",
+            "",
+            tables.to_markdown(both),
+            "",
+        ]
     return lines
 
 
 def _summary(trials) -> str:
     counts = trials["status"].value_counts().to_dict()
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return (f"{len(trials)} trials ({parts}) of task {', '.join(sorted(trials['task'].unique()))}; "
-            f"methods: {', '.join(sorted(trials['method'].unique()))}.")
+    return (
+        f"{len(trials)} trials ({parts}) of task {', '.join(sorted(trials['task'].unique()))}; "
+        f"methods: {', '.join(sorted(trials['method'].unique()))}."
+    )
 
 
 def _legend(best) -> str:
     metric = best["metric"].iloc[0] if not best.empty else "metric"
     unit = " (%)" if metric in tables.PERCENT_METRICS else ""
-    return (f"Cells: {metric}{unit} of the best hyper-parameter configuration, mean ± std over seeds, "
-            "and in brackets the achieved sparsity (mean over seeds).")
+    return (
+        f"Cells: {metric}{unit} of the best hyper-parameter configuration, mean ± std over seeds, "
+        "and in brackets the achieved sparsity (mean over seeds)."
+    )
 
 
 def _details(best, trials) -> str:
@@ -137,20 +176,49 @@ def _details(best, trials) -> str:
     for r in best.itertuples():
         example = trials[trials["config_hash"] == r.config_hash].iloc[0]
         hps = ", ".join(f"{c}={example[c]}" for c in varying if example.notna()[c])
-        rows.append({"method": r.method, "target": r.target_sparsity, "achieved": round(r.sparsity_mean, 4),
-                     "value": tables.format_value(r.metric, r.value_mean, r.value_std), "seeds": r.seeds,
-                     "configs tried": r.configs, "best config": hps or "(only one)"})
+        rows.append(
+            {
+                "method": r.method,
+                "target": r.target_sparsity,
+                "achieved": round(r.sparsity_mean, 4),
+                "value": tables.format_value(r.metric, r.value_mean, r.value_std),
+                "seeds": r.seeds,
+                "configs tried": r.configs,
+                "best config": hps or "(only one)",
+            }
+        )
     return tables.to_markdown(pd.DataFrame(rows), index=False)
 
 
 def _audit(trials) -> str:
     flagged = tables.audit(trials)
     if flagged.empty:
-        return (f"Every completed trial is within {100 * tables.AUDIT_TOLERANCE:.1f} points of its target "
-                "(methods that aim at one).")
-    return (f"{len(flagged)} trials miss their target by more than {100 * tables.AUDIT_TOLERANCE:.1f} points:\n\n"
-            + tables.to_markdown(flagged, index=False))
+        return (
+            f"Every completed trial is within {100 * tables.AUDIT_TOLERANCE:.1f} points of its target "
+            "(methods that aim at one)."
+        )
+    return (
+        f"{len(flagged)} trials miss their target by more than {100 * tables.AUDIT_TOLERANCE:.1f} points:\n\n"
+        + tables.to_markdown(flagged, index=False)
+    )
 
 
-_FIXED = {"sweep", "trial_id", "parent_trial_id", "stage", "task", "method", "seed", "config_hash",
-          "target_sparsity", "source", "status", "metric", "mode", "value", "sparsity", "steps", "wall_time_s"}
+_FIXED = {
+    "sweep",
+    "trial_id",
+    "parent_trial_id",
+    "stage",
+    "task",
+    "method",
+    "seed",
+    "config_hash",
+    "target_sparsity",
+    "source",
+    "status",
+    "metric",
+    "mode",
+    "value",
+    "sparsity",
+    "steps",
+    "wall_time_s",
+}

@@ -47,9 +47,14 @@ def per_config(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, config_hash): mean and std over the completed seeds."""
     done = trials[trials["status"] == "completed"]
     grouped = done.groupby(CELL + ["config_hash", "metric", "mode"], dropna=False)
-    out = grouped.agg(value_mean=("value", "mean"), value_std=("value", "std"), seeds=("seed", "nunique"),
-                      sparsity_mean=("sparsity", "mean"), sparsity_min=("sparsity", "min"),
-                      sparsity_max=("sparsity", "max")).reset_index()
+    out = grouped.agg(
+        value_mean=("value", "mean"),
+        value_std=("value", "std"),
+        seeds=("seed", "nunique"),
+        sparsity_mean=("sparsity", "mean"),
+        sparsity_min=("sparsity", "min"),
+        sparsity_max=("sparsity", "max"),
+    ).reset_index()
     out["value_std"] = out["value_std"].fillna(0.0)
     return out
 
@@ -94,9 +99,13 @@ def format_value(metric: str, mean: float, std: float) -> str:
 
 def wide_table(best: pd.DataFrame) -> pd.DataFrame:
     """Rows: target sparsity; columns: methods; cells: 'mean ± std (achieved sparsity)'."""
-    cells = best.assign(cell=[
-        format_value(r.metric, r.value_mean, r.value_std) + ("" if r.method == "dense" else f" ({r.sparsity_mean:.3f})")
-        for r in best.itertuples()])
+    cells = best.assign(
+        cell=[
+            format_value(r.metric, r.value_mean, r.value_std)
+            + ("" if r.method == "dense" else f" ({r.sparsity_mean:.3f})")
+            for r in best.itertuples()
+        ]
+    )
     wide = cells.pivot_table(index="target_sparsity", columns="method", values="cell", aggfunc="first")
     wide = wide.fillna("")
     wide.index = [f"{t:g}" if t > 0 else "0 (dense)" for t in wide.index]
@@ -109,7 +118,8 @@ def audit(trials: pd.DataFrame, tolerance: float = AUDIT_TOLERANCE) -> pd.DataFr
     done = trials[(trials["status"] == "completed") & (trials["method"] != "dense")]
     miss = (done["sparsity"] - done["target_sparsity"]).abs()
     return done.loc[miss > tolerance, ["trial_id", "method", "target_sparsity", "sparsity"]].assign(
-        miss=miss[miss > tolerance])
+        miss=miss[miss > tolerance]
+    )
 
 
 def to_markdown(df: pd.DataFrame, index: bool = True) -> str:

@@ -64,8 +64,10 @@ def main() -> None:
         for name, state in states.items():
             times[name].append(run_steps(state, 21 + r * args.steps, args.steps))
     dense = statistics.median(times["dense"])
-    print(f"Cubist Spiral MLP width {args.width}, batch 128, {args.threads} thread(s), torch {torch.__version__}, "
-          f"median of {args.rounds} rounds x {args.steps} steps")
+    print(
+        f"Cubist Spiral MLP width {args.width}, batch 128, {args.threads} thread(s), torch {torch.__version__}, "
+        f"median of {args.rounds} rounds x {args.steps} steps"
+    )
     print("| method | ms/step | ÷ dense |\n|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)

@@ -58,8 +58,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
             _check_reachable(address)
             ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, dashboard_host="127.0.0.1",
-                     **quiet)
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, dashboard_host="127.0.0.1", **quiet)
     except ClusterError:
         raise
     except (ConnectionError, RuntimeError, ValueError) as e:

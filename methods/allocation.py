@@ -54,8 +54,9 @@ def fixed_layers(names: list[str], first_layer_dense: bool, overrides: Mapping[s
     return fixed
 
 
-def allocate(kind: str, target: float, shapes: Mapping[str, torch.Size], fixed: Mapping[str, float]
-             ) -> dict[str, float | None]:
+def allocate(
+    kind: str, target: float, shapes: Mapping[str, torch.Size], fixed: Mapping[str, float]
+) -> dict[str, float | None]:
     """Per-tensor sparsity; None marks tensors ranked together by a global threshold."""
     rest = {n: s for n, s in shapes.items() if n not in fixed}
     if kind == "uniform":

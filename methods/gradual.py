@@ -28,7 +28,8 @@ class GradualConfig(MethodConfig):
     end_step: int = _f(help="step at which the final sparsity is reached")
     frequency: int = _f(100, "steps between mask updates")
     allocation: Literal["uniform", "global", "erk"] = _f(
-        "uniform", "spread of the target over tensors: same per tensor, one global ranking, or Erdős–Rényi-Kernel")
+        "uniform", "spread of the target over tensors: same per tensor, one global ranking, or Erdős–Rényi-Kernel"
+    )
     first_layer_dense: bool = _f(False, "keep the first prunable tensor dense")
     layer_overrides: dict = _f({}, "fixed final sparsity by tensor-name glob, e.g. {'fc.weight': 0.8}")
 

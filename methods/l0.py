@@ -37,8 +37,9 @@ def expected_l0(la: torch.Tensor) -> torch.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class L0Config(RampConfig):
-    init_log_alpha: float = dataclasses.field(default=2.197, metadata={
-        "help": "mean of the initial log α, drawn from N(mean, 0.01) (2.197: 10% dropout)"})
+    init_log_alpha: float = dataclasses.field(
+        default=2.197, metadata={"help": "mean of the initial log α, drawn from N(mean, 0.01) (2.197: 10% dropout)"}
+    )
 
 
 @register

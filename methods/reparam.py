@@ -22,8 +22,9 @@ def forward_with(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias:
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         return module._conv_forward(x, weight, b)
     if isinstance(module, nn.Embedding):
-        return F.embedding(x, weight, module.padding_idx, module.max_norm, module.norm_type,
-                           module.scale_grad_by_freq, module.sparse)
+        return F.embedding(
+            x, weight, module.padding_idx, module.max_norm, module.norm_type, module.scale_grad_by_freq, module.sparse
+        )
     raise TypeError(f"cannot reparameterise {type(module).__name__}")
 
 
@@ -104,4 +105,3 @@ class LearnedSparsifier(Sparsifier):
 
     def own_parameters(self) -> list[nn.Parameter]:
         return list(self._own)
-

@@ -35,10 +35,15 @@ def negative_kl(la: torch.Tensor) -> torch.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class VDConfig(RampConfig):
-    thresholds: list = dataclasses.field(default_factory=lambda: [3.0], metadata={
-        "help": "log α thresholds to evaluate at (one evaluation and trial row each); study: 0.5 RN50, 0..5 T2T"})
-    init_log_sigma2: float = dataclasses.field(default=-10.0, metadata={
-        "help": "initial log σ² of every weight (study: -10 Transformer, -15 ResNet-50)"})
+    thresholds: list = dataclasses.field(
+        default_factory=lambda: [3.0],
+        metadata={
+            "help": "log α thresholds to evaluate at (one evaluation and trial row each); study: 0.5 RN50, 0..5 T2T"
+        },
+    )
+    init_log_sigma2: float = dataclasses.field(
+        default=-10.0, metadata={"help": "initial log σ² of every weight (study: -10 Transformer, -15 ResNet-50)"}
+    )
 
     def __post_init__(self):
         super().__post_init__()

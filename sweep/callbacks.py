@@ -27,8 +27,9 @@ class Progress(tune.Callback):
     def _line(self, trials, trial, word: str) -> str:
         finished = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
         cfg, result = trial.config["trial"], trial.last_result or {}
-        score = f"{result['metric']} {result['value']:.4f}  sparsity {result['sparsity']:.4f}" \
-            if "value" in result else ""
+        score = (
+            f"{result['metric']} {result['value']:.4f}  sparsity {result['sparsity']:.4f}" if "value" in result else ""
+        )
         count = f"{len(finished):>{len(str(self.total))}}/{self.total} {time.time() - self.started:6.0f}s"
         target = _target(cfg["target_sparsity"])
         return f"[{count}] {word:<8} {cfg['method']:<19} target {target:<5} seed {cfg['seed']}  {score}"
@@ -50,7 +51,18 @@ class RecordFailures(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         cfg = Trial.from_dict(trial.config["trial"])
         result = trial.last_result or {}
-        results.write_rows(cfg, "trials", [{
-            "source": "sweep", "status": "failed", "metric": result.get("metric"), "value": float("nan"),
-            "sparsity": result.get("sparsity"), "steps": result.get("step", 0),
-            "wall_time_s": result.get("time_total_s")}])
+        results.write_rows(
+            cfg,
+            "trials",
+            [
+                {
+                    "source": "sweep",
+                    "status": "failed",
+                    "metric": result.get("metric"),
+                    "value": float("nan"),
+                    "sparsity": result.get("sparsity"),
+                    "steps": result.get("step", 0),
+                    "wall_time_s": result.get("time_total_s"),
+                }
+            ],
+        )

@@ -23,8 +23,10 @@ def cmd_run(args) -> int:
 
     parsed = spec.load(args.spec)
     outcome = runner.run(parsed, args.spec, args.storage, address=args.address, num_cpus=args.num_cpus)
-    print(f"{outcome.completed}/{outcome.trials} trials finished in {outcome.wall_time_s:.0f} s; "
-          f"results in {outcome.sweep_dir}/results")
+    print(
+        f"{outcome.completed}/{outcome.trials} trials finished in {outcome.wall_time_s:.0f} s; "
+        f"results in {outcome.sweep_dir}/results"
+    )
     if args.report or args.command == "demo":
         _print_report(outcome.sweep_dir)
     return 0 if outcome.errored == 0 else 1
@@ -70,8 +72,11 @@ def cmd_debug(args) -> int:
 
     def log(step, loss, lr, sparsifier):
         if step % args.log_every == 0:
-            print(f"step {step:>7}  loss {loss:.5f}  lr {lr:.5g}  sparsity {sparsifier.sparsity():.4f}  "
-                  f"{time.perf_counter() - started:7.1f}s", flush=True)
+            print(
+                f"step {step:>7}  loss {loss:.5f}  lr {lr:.5g}  sparsity {sparsifier.sparsity():.4f}  "
+                f"{time.perf_counter() - started:7.1f}s",
+                flush=True,
+            )
 
     ckpt = os.path.join(folder, "checkpoints", trial.trial_id)
     if args.fresh and os.path.isdir(ckpt):
@@ -115,13 +120,18 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_storage(sp):
-        sp.add_argument("--storage", default=_storage_default(),
-                        help="root folder of sweeps (default: $SPARSITY_STORAGE or ./sweeps)")
+        sp.add_argument(
+            "--storage",
+            default=_storage_default(),
+            help="root folder of sweeps (default: $SPARSITY_STORAGE or ./sweeps)",
+        )
         return sp
 
     def with_ray(sp):
-        sp.add_argument("--address", help="join a running Ray cluster (e.g. auto or HOST:6379) instead of "
-                        "starting an embedded local one")
+        sp.add_argument(
+            "--address",
+            help="join a running Ray cluster (e.g. auto or HOST:6379) instead of starting an embedded local one",
+        )
         sp.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
         return sp
 
@@ -130,8 +140,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--report", action="store_true", help="write and print the report at the end")
     run.set_defaults(func=cmd_run)
 
-    demo = with_ray(with_storage(sub.add_parser(
-        "demo", help="magnitude vs random pruning on the Cubist Spiral (minutes on a laptop), then the report")))
+    demo = with_ray(
+        with_storage(
+            sub.add_parser(
+                "demo", help="magnitude vs random pruning on the Cubist Spiral (minutes on a laptop), then the report"
+            )
+        )
+    )
     demo.set_defaults(func=cmd_demo, report=True)
 
     plan = with_storage(sub.add_parser("plan", help="validate a spec and list its trials; runs and writes nothing"))
@@ -140,15 +155,25 @@ def parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write SWEEP_DIR/report/ (tables, plot) and print the table")
     report.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo")
-    report.add_argument("--heatmap-sparsity", type=float, metavar="S",
-                        help="level of the per-layer sparsity heatmap (default: highest level all methods reached)")
-    report.add_argument("--reference", choices=["gale2019"],
-                        help="set published results beside the sweep's (gale2019: State of Sparsity, for "
-                        "resnet50_imagenet and transformer_wmt14_ende)")
+    report.add_argument(
+        "--heatmap-sparsity",
+        type=float,
+        metavar="S",
+        help="level of the per-layer sparsity heatmap (default: highest level all methods reached)",
+    )
+    report.add_argument(
+        "--reference",
+        choices=["gale2019"],
+        help="set published results beside the sweep's (gale2019: State of Sparsity, for "
+        "resnet50_imagenet and transformer_wmt14_ende)",
+    )
     report.set_defaults(func=cmd_report)
 
-    debug = with_storage(sub.add_parser(
-        "debug", help="run one trial of a spec in this process, without Ray (breakpoints work), a line per step"))
+    debug = with_storage(
+        sub.add_parser(
+            "debug", help="run one trial of a spec in this process, without Ray (breakpoints work), a line per step"
+        )
+    )
     debug.add_argument("spec", help="path to the sweep spec (YAML)")
     debug.add_argument("--trial", type=int, default=0, help="index of the trial in `sparsity plan SPEC` (default 0)")
     debug.add_argument("--steps", type=int, help="stop after this many steps (default: the whole recipe)")

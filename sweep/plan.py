@@ -23,8 +23,11 @@ def canonical(config: Any) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        )
         if value != default:
             out[f.name] = value
     return out
@@ -67,12 +70,24 @@ def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
                 for target in spec.sparsity if method.targets_sparsity else [None if method.learns_sparsity else 0.0]:
                     digest = config_hash(spec.task, options, name, config, target)
                     for seed in spec.seeds:
-                        trials.append(Trial(
-                            sweep=spec.name, sweep_dir=sweep_dir, trial_id=trial_id(name, target, digest, seed),
-                            config_hash=digest, task=spec.task, task_options=dataclasses.asdict(options),
-                            method=name, method_config=dataclasses.asdict(config), target_sparsity=target,
-                            seed=seed, hp_columns=hp_columns, threads=threads,
-                            engine=spec.resources.engine, zero_stage=spec.resources.zero_stage))
+                        trials.append(
+                            Trial(
+                                sweep=spec.name,
+                                sweep_dir=sweep_dir,
+                                trial_id=trial_id(name, target, digest, seed),
+                                config_hash=digest,
+                                task=spec.task,
+                                task_options=dataclasses.asdict(options),
+                                method=name,
+                                method_config=dataclasses.asdict(config),
+                                target_sparsity=target,
+                                seed=seed,
+                                hp_columns=hp_columns,
+                                threads=threads,
+                                engine=spec.resources.engine,
+                                zero_stage=spec.resources.zero_stage,
+                            )
+                        )
     return trials
 
 
@@ -105,6 +120,8 @@ def hyperparameter_columns(spec: Spec, source: str = "<spec>") -> tuple[tuple[st
             if any(name in results.COLUMNS[t] for t in results.HP_TABLES):
                 raise SpecError(f"{source}: {where}.{name}: this option's name is also a results column")
             if columns.setdefault(name, kind) != kind:
-                raise SpecError(f"{source}: {where}.{name}: its type ({kind}) clashes with another option's "
-                                f"({columns[name]}) of the same name")
+                raise SpecError(
+                    f"{source}: {where}.{name}: its type ({kind}) clashes with another option's "
+                    f"({columns[name]}) of the same name"
+                )
     return tuple(columns.items())

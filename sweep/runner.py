@@ -49,7 +49,8 @@ def check_existing(sweep_dir: str, trials: list[Trial], spec_path: str) -> bool:
         raise SpecError(
             f"{spec_path}: name: sweep {os.path.basename(sweep_dir)!r} already exists at {sweep_dir} with a different "
             f"plan ({len(new_ids - old_ids)} trials added, {len(old_ids - new_ids)} removed); "
-            "use a new name, or delete that folder to start over")
+            "use a new name, or delete that folder to start over"
+        )
     return True
 
 
@@ -58,9 +59,12 @@ def write_manifest(sweep_dir: str, trials: list[Trial], spec_path: str) -> None:
     import ray
     import torch
 
-    manifest = {"plan_hash": plan_hash(trials), "trial_ids": [t.trial_id for t in trials],
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "ray": ray.__version__}}
+    manifest = {
+        "plan_hash": plan_hash(trials),
+        "trial_ids": [t.trial_id for t in trials],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "ray": ray.__version__},
+    }
     tmp = paths.manifest_file(sweep_dir) + ".tmp"
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=1)
@@ -73,8 +77,14 @@ def _trial_name(trial) -> str:
     return trial.config["trial"]["trial_id"]
 
 
-def run(spec: Spec, spec_path: str, storage: str, address: str | None = None, num_cpus: int | None = None,
-        progress: bool = True) -> Outcome:
+def run(
+    spec: Spec,
+    spec_path: str,
+    storage: str,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = True,
+) -> Outcome:
     """Run (or resume) a sweep to the end. Validation errors raise SpecError before Ray starts."""
     sweep_dir = paths.sweep_dir(storage, spec.name)
     trials = plan.expand(spec, sweep_dir, spec_path)
@@ -101,13 +111,19 @@ def run(spec: Spec, spec_path: str, storage: str, address: str | None = None, nu
             tuner = tune.Tuner(
                 fn,
                 param_space={"trial": tune.grid_search([t.to_dict() for t in trials])},
-                tune_config=tune.TuneConfig(max_concurrent_trials=res.max_concurrent_trials or None,
-                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=res.max_concurrent_trials or None,
+                    trial_name_creator=_trial_name,
+                    trial_dirname_creator=_trial_name,
+                ),
                 run_config=tune.RunConfig(
-                    name=os.path.basename(tune_dir), storage_path=sweep_dir, verbose=0,
+                    name=os.path.basename(tune_dir),
+                    storage_path=sweep_dir,
+                    verbose=0,
                     callbacks=[reporter, RecordFailures()],
                     failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                ),
             )
         reporter.say(f"sweep {spec.name!r}: {len(trials)} trials -> {sweep_dir}")
         grid = tuner.fit()

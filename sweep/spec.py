@@ -113,8 +113,11 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
         if not 0.0 <= s < 1.0:
             fail(f"sparsity[{i}]", f"{s} is outside [0, 1)")
     if any(get_method(m).targets_sparsity for m in parsed_methods) and not sparsity:
-        fail("sparsity", "a list of target sparsities in [0, 1) is required for " + ", ".join(
-            m for m in parsed_methods if get_method(m).targets_sparsity))
+        fail(
+            "sparsity",
+            "a list of target sparsities in [0, 1) is required for "
+            + ", ".join(m for m in parsed_methods if get_method(m).targets_sparsity),
+        )
     _no_duplicates(sparsity, "sparsity", fail)
     fields["sparsity"] = [float(s) for s in sparsity]
 
@@ -129,13 +132,18 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
 
     resources = Resources(**build_fields(Resources, given.get("resources"), "resources", fail, grid=False))
     if not 1 <= resources.workers <= task_cls.max_workers:
-        fail("resources.workers", f"{resources.workers} is not supported by task {task_cls.name}; "
-             f"allowed: 1..{task_cls.max_workers}")
+        fail(
+            "resources.workers",
+            f"{resources.workers} is not supported by task {task_cls.name}; allowed: 1..{task_cls.max_workers}",
+        )
     if resources.cpus_per_worker <= 0 or resources.gpus_per_worker < 0:
         fail("resources", "cpus_per_worker must be > 0 and gpus_per_worker >= 0")
     if resources.zero_stage not in (0, 1, 2):
-        fail("resources.zero_stage", f"{resources.zero_stage} is not supported: sparsifiers need whole parameters "
-             "on every rank; allowed: 0, 1, 2")
+        fail(
+            "resources.zero_stage",
+            f"{resources.zero_stage} is not supported: sparsifiers need whole parameters "
+            "on every rank; allowed: 0, 1, 2",
+        )
     if resources.max_concurrent_trials < 0:
         fail("resources.max_concurrent_trials", "expected 0 (no limit) or a positive count")
     fields["resources"] = resources
@@ -232,7 +240,8 @@ def _default(field: dataclasses.Field) -> Any:
 
 def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )
 
 
 def _no_duplicates(values: list, key: str, fail) -> None:
@@ -245,7 +254,10 @@ def describe(cls: type) -> list[tuple[str, str, str]]:
     """(name, default, help) of every field of a config dataclass, for --help style listings."""
     rows = []
     for f in dataclasses.fields(cls):
-        default = "required" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING \
+        default = (
+            "required"
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             else repr(f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        )
         rows.append((f.name, default, f.metadata.get("help", "")))
     return rows

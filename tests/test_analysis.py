@@ -15,18 +15,33 @@ from trainables.trial import Trial
 
 
 def row(method, target, config, seed, value, sparsity=None, status="completed", mode="max"):
-    return {"task": "t", "method": method, "target_sparsity": target, "config_hash": config, "seed": seed,
-            "metric": "accuracy", "mode": mode, "value": value, "status": status,
-            "sparsity": target if sparsity is None else sparsity, "trial_id": f"{config}-s{seed}"}
+    return {
+        "task": "t",
+        "method": method,
+        "target_sparsity": target,
+        "config_hash": config,
+        "seed": seed,
+        "metric": "accuracy",
+        "mode": mode,
+        "value": value,
+        "status": status,
+        "sparsity": target if sparsity is None else sparsity,
+        "trial_id": f"{config}-s{seed}",
+    }
 
 
 def test_best_config_is_chosen_by_mean_over_seeds():
-    trials = pd.DataFrame([
-        row("magnitude", 0.9, "a", 0, 0.90), row("magnitude", 0.9, "a", 1, 0.80),  # mean 0.85
-        row("magnitude", 0.9, "b", 0, 0.95), row("magnitude", 0.9, "b", 1, 0.70),  # mean 0.825, best single seed
-        row("magnitude", 0.9, "c", 0, 0.99, status="diverged"),                      # not completed: ignored
-        row("random", 0.9, "r", 0, 0.60), row("random", 0.9, "r", 1, 0.50),
-    ])
+    trials = pd.DataFrame(
+        [
+            row("magnitude", 0.9, "a", 0, 0.90),
+            row("magnitude", 0.9, "a", 1, 0.80),  # mean 0.85
+            row("magnitude", 0.9, "b", 0, 0.95),
+            row("magnitude", 0.9, "b", 1, 0.70),  # mean 0.825, best single seed
+            row("magnitude", 0.9, "c", 0, 0.99, status="diverged"),  # not completed: ignored
+            row("random", 0.9, "r", 0, 0.60),
+            row("random", 0.9, "r", 1, 0.50),
+        ]
+    )
     best = best_per_cell(trials).set_index("method")
     assert best.loc["magnitude", "config_hash"] == "a"
     assert best.loc["magnitude", "value_mean"] == pytest.approx(0.85)
@@ -48,21 +63,54 @@ def test_audit_flags_misses_over_half_a_point():
 
 
 def _trial(sweep_dir, method, target, seed, config):
-    return Trial(sweep="s", sweep_dir=str(sweep_dir), trial_id=f"{method}-{target}-{config}-s{seed}",
-                 config_hash=config, task="cubist_spiral", task_options={"lr": 0.1}, method=method,
-                 method_config={}, target_sparsity=target, seed=seed, hp_columns=(("lr", "float"),))
+    return Trial(
+        sweep="s",
+        sweep_dir=str(sweep_dir),
+        trial_id=f"{method}-{target}-{config}-s{seed}",
+        config_hash=config,
+        task="cubist_spiral",
+        task_options={"lr": 0.1},
+        method=method,
+        method_config={},
+        target_sparsity=target,
+        seed=seed,
+        hp_columns=(("lr", "float"),),
+    )
 
 
 def test_report_from_real_parquet(tmp_path):
-    for method, target, seed, value, achieved in [("dense", 0.0, 0, 1.0, 0.0), ("magnitude", 0.9, 0, 0.99, 0.9),
-                                                  ("magnitude", 0.9, 1, 0.97, 0.9), ("random", 0.9, 0, 0.5, 0.85)]:
+    for method, target, seed, value, achieved in [
+        ("dense", 0.0, 0, 1.0, 0.0),
+        ("magnitude", 0.9, 0, 0.99, 0.9),
+        ("magnitude", 0.9, 1, 0.97, 0.9),
+        ("random", 0.9, 0, 0.5, 0.85),
+    ]:
         trial = _trial(tmp_path, method, target, seed, f"{method}{target}")
-        write_rows(trial, "trials", [{"source": "sweep", "status": "completed", "metric": "accuracy", "mode": "max",
-                                      "value": value, "sparsity": achieved, "steps": 10, "wall_time_s": 1.0}])
+        write_rows(
+            trial,
+            "trials",
+            [
+                {
+                    "source": "sweep",
+                    "status": "completed",
+                    "metric": "accuracy",
+                    "mode": "max",
+                    "value": value,
+                    "sparsity": achieved,
+                    "steps": 10,
+                    "wall_time_s": 1.0,
+                }
+            ],
+        )
         first = 0.5 if method == "random" else achieved  # random kept its first layer denser
-        write_rows(trial, "layers", [
-            {"layer": "0.weight", "shape": "4x2", "numel": 8, "nonzero": 8 - round(8 * first), "sparsity": first},
-            {"layer": "2.weight", "shape": "1x4", "numel": 4, "nonzero": 0, "sparsity": achieved}])
+        write_rows(
+            trial,
+            "layers",
+            [
+                {"layer": "0.weight", "shape": "4x2", "numel": 8, "nonzero": 8 - round(8 * first), "sparsity": first},
+                {"layer": "2.weight", "shape": "1x4", "numel": 4, "nonzero": 0, "sparsity": achieved},
+            ],
+        )
     assert len(read_table(str(tmp_path), "trials")) == 4
     report = write_report(str(tmp_path))
     text = (tmp_path / "report" / "README.md").read_text()
@@ -83,16 +131,42 @@ def test_report_errors_are_clear(tmp_path):
 
 def test_report_sets_the_published_frontier_beside_the_sweep(tmp_path):
     for method, target, value in [("magnitude", 0.9, 0.70), ("dense", 0.0, 0.76)]:
-        trial = Trial(sweep="s", sweep_dir=str(tmp_path), trial_id=f"{method}-s0", config_hash=method,
-                      task="resnet50_imagenet", task_options={}, method=method, method_config={},
-                      target_sparsity=target, seed=0)
-        write_rows(trial, "trials", [{"source": "sweep", "status": "completed", "metric": "top1", "mode": "max",
-                                      "value": value, "sparsity": target, "steps": 10, "wall_time_s": 1.0}])
+        trial = Trial(
+            sweep="s",
+            sweep_dir=str(tmp_path),
+            trial_id=f"{method}-s0",
+            config_hash=method,
+            task="resnet50_imagenet",
+            task_options={},
+            method=method,
+            method_config={},
+            target_sparsity=target,
+            seed=0,
+        )
+        write_rows(
+            trial,
+            "trials",
+            [
+                {
+                    "source": "sweep",
+                    "status": "completed",
+                    "metric": "top1",
+                    "mode": "max",
+                    "value": value,
+                    "sparsity": target,
+                    "steps": 10,
+                    "wall_time_s": 1.0,
+                }
+            ],
+        )
     write_report(str(tmp_path), reference="gale2019")
     text = (tmp_path / "report" / "README.md").read_text()
     assert "## Published: Gale, Elsen & Hooker 2019" in text
-    row = next(line for line in text.splitlines() if line.startswith("| 0.9 |") and "(published)" not in line
-               and line.count("|") > 6)
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| 0.9 |") and "(published)" not in line and line.count("|") > 6
+    )
     assert "73.91 ± 0.00" in row and "70.00 ± 0.00 (0.900)" in row  # published MP at 90% beside ours
     with pytest.raises(ReportError, match="unknown reference 'x'; available: gale2019"):
         write_report(str(tmp_path), reference="x")
@@ -101,6 +175,13 @@ def test_report_sets_the_published_frontier_beside_the_sweep(tmp_path):
 def test_pareto_keeps_configs_no_other_beats_on_both_axes():
     from analysis.tables import pareto
 
-    configs = pd.DataFrame({"method": ["vd"] * 4, "mode": ["max"] * 4, "config_hash": list("abcd"),
-                            "sparsity_mean": [0.99, 0.95, 0.90, 0.80], "value_mean": [0.6, 0.9, 0.85, 0.95]})
+    configs = pd.DataFrame(
+        {
+            "method": ["vd"] * 4,
+            "mode": ["max"] * 4,
+            "config_hash": list("abcd"),
+            "sparsity_mean": [0.99, 0.95, 0.90, 0.80],
+            "value_mean": [0.6, 0.9, 0.85, 0.95],
+        }
+    )
     assert list(pareto(configs)["config_hash"]) == ["d", "b", "a"]  # c: b is sparser and better

@@ -21,14 +21,27 @@ def test_bars_data_is_deterministic_and_balanced():
     assert set(y.tolist()) == {0, 1, 2, 3} and min((y == k).sum().item() for k in range(4)) > 90
 
 
-@pytest.mark.parametrize("method, config, epochs", [
-    ("variational_dropout", {"weight": 2.4e-4, "ramp_length": 200, "thresholds": [0.5]}, 8),
-    ("l0", {"weight": 1e-2, "ramp_length": 600}, 30),  # log α must travel from 2.2 to below -2.4 at Adam's pace
-])
+@pytest.mark.parametrize(
+    "method, config, epochs",
+    [
+        ("variational_dropout", {"weight": 2.4e-4, "ramp_length": 200, "thresholds": [0.5]}, 8),
+        ("l0", {"weight": 1e-2, "ramp_length": 600}, 30),  # log α must travel from 2.2 to below -2.4 at Adam's pace
+    ],
+)
 def test_learned_methods_sparsify_conv_kernels(tmp_path, method, config, epochs):
-    trial = Trial(sweep="t", sweep_dir=str(tmp_path), trial_id="t", config_hash="h", task="bars_cnn",
-                  task_options={"epochs": epochs, "eval_every": 64 * epochs}, method=method, method_config=config,
-                  target_sparsity=None, seed=0, hp_columns=tuple(methods.get(method).variant_columns.items()))
+    trial = Trial(
+        sweep="t",
+        sweep_dir=str(tmp_path),
+        trial_id="t",
+        config_hash="h",
+        task="bars_cnn",
+        task_options={"epochs": epochs, "eval_every": 64 * epochs},
+        method=method,
+        method_config=config,
+        target_sparsity=None,
+        seed=0,
+        hp_columns=tuple(methods.get(method).variant_columns.items()),
+    )
     row = run_trial(trial, LocalSession(str(tmp_path / "ck")))
     layers = ds.dataset(paths.table_dir(str(tmp_path), "layers")).to_table().to_pandas()
     conv = layers[layers["shape"].str.count("x") == 3]  # 4-d kernels

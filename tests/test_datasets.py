@@ -33,7 +33,6 @@ def test_standardised(spiral):
     assert (x.double().std(dim=0) - 1).abs().max().item() < 1e-4
 
 
-
 def test_std_is_unbiased(spiral):
     # a biased (ddof=0) std would leave std(ddof=1) at sqrt(49982/49981) = 1 + 1.0e-5
     assert (spiral[0].double().std(dim=0) - 1).abs().max().item() < 1e-6
@@ -46,9 +45,9 @@ def test_normalised_ranges(spiral):
     assert [round(v, 3) for v in hi] == [1.770, 1.742]
 
 
-
-@pytest.mark.parametrize("label, vertex", [(0, (-0.008, -0.762)), (0, (-0.459, -2.202)),
-                                           (1, (0.100, -0.418)), (1, (-0.352, -1.858))])
+@pytest.mark.parametrize(
+    "label, vertex", [(0, (-0.008, -0.762)), (0, (-0.459, -2.202)), (1, (0.100, -0.418)), (1, (-0.352, -1.858))]
+)
 def test_labels_match_arms(spiral, label, vertex):
     """The paper's normalised end vertices of each arm lie on that class's points and far from the other's."""
     x, y = spiral

@@ -15,10 +15,20 @@ from trainables.trial import Trial
 
 
 def _trial(sweep_dir, engine="torch", stage=0) -> Trial:
-    return Trial(sweep="t", sweep_dir=str(sweep_dir), trial_id="x", config_hash="h", task="cubist_spiral",
-                 task_options={"width": 16, "epochs": 1, "eval_every": 130}, method="magnitude",
-                 method_config={"begin_step": 50, "end_step": 300, "frequency": 50}, target_sparsity=0.8, seed=0,
-                 engine=engine, zero_stage=stage)
+    return Trial(
+        sweep="t",
+        sweep_dir=str(sweep_dir),
+        trial_id="x",
+        config_hash="h",
+        task="cubist_spiral",
+        task_options={"width": 16, "epochs": 1, "eval_every": 130},
+        method="magnitude",
+        method_config={"begin_step": 50, "end_step": 300, "frequency": 50},
+        target_sparsity=0.8,
+        seed=0,
+        engine=engine,
+        zero_stage=stage,
+    )
 
 
 @pytest.mark.parametrize("stage", [0, 2])
@@ -65,7 +75,11 @@ def test_gradient_accumulation_equals_one_big_batch():
 def test_zero_stage_3_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="ZeRO stage 3 is not supported: sparsifiers need whole parameters"):
         engines.DeepSpeedEngine(*_fresh(), zero_stage=3)
-    data = {"name": "x", "task": "cubist_spiral", "methods": {"dense": {}},
-            "resources": {"engine": "deepspeed", "zero_stage": 3}}
+    data = {
+        "name": "x",
+        "task": "cubist_spiral",
+        "methods": {"dense": {}},
+        "resources": {"engine": "deepspeed", "zero_stage": 3},
+    }
     with pytest.raises(spec.SpecError, match=r"resources.zero_stage: 3 is not supported.*allowed: 0, 1, 2"):
         spec.parse(data, "s.yaml")

@@ -89,7 +89,8 @@ def test_log_alpha_unclipped_and_clipped():
     clipped = [expected[0], expected[1], 8.0, expected[3], -8.0]
     assert log_alpha(theta, log_sigma2, 8.0).tolist() == pytest.approx(clipped, rel=1e-12)
     assert log_alpha(theta, log_sigma2, 2.0).tolist() == pytest.approx(
-        [expected[0], expected[1], 2.0, 2.0, -2.0], rel=1e-12)
+        [expected[0], expected[1], 2.0, 2.0, -2.0], rel=1e-12
+    )
 
 
 # -- local reparameterisation ---------------------------------------------------------------------------------------
@@ -101,10 +102,14 @@ LIN_BIAS = [0.1, -0.2]
 LIN_LOG_SIGMA2 = [[-1.0, 0.5, -2.0], [1.0, -20.0, 6.0]]
 LIN_X = [1.0, -2.0, 0.5]
 # the variance uses sigma2 = exp(clipped log alpha) * (theta^2 + 1e-8)
-LIN_SIGMA2 = [[math.exp(-1.0), math.exp(0.5), math.exp(-2.0)],
-              [math.exp(1.0), math.exp(-8.0) * (0.01 + 1e-8), math.exp(8.0) * (0.09 + 1e-8)]]
-LIN_MEAN = [0.5 * 1.0 + (-1.0) * (-2.0) + 0.25 * 0.5 + 0.1,  # 2.725
-            2.0 * 1.0 + 0.1 * (-2.0) + (-0.3) * 0.5 - 0.2]  # 1.45
+LIN_SIGMA2 = [
+    [math.exp(-1.0), math.exp(0.5), math.exp(-2.0)],
+    [math.exp(1.0), math.exp(-8.0) * (0.01 + 1e-8), math.exp(8.0) * (0.09 + 1e-8)],
+]
+LIN_MEAN = [
+    0.5 * 1.0 + (-1.0) * (-2.0) + 0.25 * 0.5 + 0.1,  # 2.725
+    2.0 * 1.0 + 0.1 * (-2.0) + (-0.3) * 0.5 - 0.2,
+]  # 1.45
 LIN_VAR = [sum(x * x * s + 0.0 for x, s in zip(LIN_X, row)) + 1e-8 for row in LIN_SIGMA2]  # 6.997, 69.80
 
 
@@ -141,14 +146,18 @@ CONV_THETA = [[[1.0, -0.5], [0.25, 2.0]], [[-1.0, 0.3], [0.5, -0.2]]]
 CONV_BIAS = [0.5, -1.0]
 # log alpha: 0, 1.386 / 1.773, -5.227 | 0, 9.408 (clipped to 8) / -8.614 (clipped to -8), -2.781
 CONV_LOG_SIGMA2 = [[[0.0, 0.0], [-1.0, -4.0]], [[0.0, 7.0], [-10.0, -6.0]]]
-CONV_SIGMA2 = [[[1.0, math.exp(0.0)], [math.exp(-1.0), math.exp(-4.0)]],
-               [[1.0, math.exp(8.0) * (0.09 + 1e-8)], [math.exp(-8.0) * (0.25 + 1e-8), math.exp(-6.0)]]]
+CONV_SIGMA2 = [
+    [[1.0, math.exp(0.0)], [math.exp(-1.0), math.exp(-4.0)]],
+    [[1.0, math.exp(8.0) * (0.09 + 1e-8)], [math.exp(-8.0) * (0.25 + 1e-8), math.exp(-6.0)]],
+]
 
 
 def conv_by_hand(x, kernel):
     """Valid 2x2 cross-correlation of a 3x3 input with each output channel's kernel, in plain floats."""
-    return [[[sum(k[a][b] * x[i + a][j + b] for a in range(2) for b in range(2)) for j in range(2)] for i in range(2)]
-            for k in kernel]
+    return [
+        [[sum(k[a][b] * x[i + a][j + b] for a in range(2) for b in range(2)) for j in range(2)] for i in range(2)]
+        for k in kernel
+    ]
 
 
 def test_vd_conv_local_reparameterisation():
@@ -351,11 +360,22 @@ def test_vd_after_step_does_not_zero_weights():
 # L0
 # =====================================================================================================================
 # clip(sigmoid(la) * 1.2 - 0.1, 0, 1), by math; sigmoid(-2.4) * 1.2 - 0.1 = -0.000193 clips to 0
-EVAL_GATES = [(-5.0, 0.0), (-2.4, 0.0), (-2.39, 0.00072611827706974), (0.0, 0.5), (2.197, 0.9799757434688033),
-              (5.0, 1.0)]
+EVAL_GATES = [
+    (-5.0, 0.0),
+    (-2.4, 0.0),
+    (-2.39, 0.00072611827706974),
+    (0.0, 0.5),
+    (2.197, 0.9799757434688033),
+    (5.0, 1.0),
+]
 # sigmoid(la - (2/3) log(0.1 / 1.1)), by math
-EXPECTED_L0 = [(-5.0, 0.032251641519187815), (-2.4, 0.30972545120391004), (0.0, 0.8318221839916905),
-               (2.197, 0.9780242920395975), (5.0, 0.9986395750974075)]
+EXPECTED_L0 = [
+    (-5.0, 0.032251641519187815),
+    (-2.4, 0.30972545120391004),
+    (0.0, 0.8318221839916905),
+    (2.197, 0.9780242920395975),
+    (5.0, 0.9986395750974075),
+]
 
 
 @pytest.mark.parametrize("la, gate", EVAL_GATES)

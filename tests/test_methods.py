@@ -20,13 +20,15 @@ def mlp(seed=0):
 def mixed(seed=0):
     """Prunable tensors of different sizes and kinds, plus a norm layer that must never be pruned."""
     torch.manual_seed(seed)
-    return nn.ModuleDict({
-        "lin": nn.Linear(7, 3),  # 21 weights
-        "conv": nn.Conv2d(2, 3, 3),  # 54 weights
-        "emb": nn.Embedding(13, 5),  # 65 weights
-        "big": nn.Linear(50, 20),  # 1000 weights
-        "norm": nn.LayerNorm(5),
-    })
+    return nn.ModuleDict(
+        {
+            "lin": nn.Linear(7, 3),  # 21 weights
+            "conv": nn.Conv2d(2, 3, 3),  # 54 weights
+            "emb": nn.Embedding(13, 5),  # 65 weights
+            "big": nn.Linear(50, 20),  # 1000 weights
+            "norm": nn.LayerNorm(5),
+        }
+    )
 
 
 def make(name, target=0.8, seed=0, begin=0, end=10, frequency=2):
@@ -78,8 +80,15 @@ def test_registry_unknown_lists_names():
 
 
 # -- config and constructor validation --------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs", [dict(begin_step=10, end_step=5), dict(begin_step=10, end_step=10),
-                                    dict(begin_step=0, end_step=10, frequency=0), dict(begin_step=-1, end_step=10)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(begin_step=10, end_step=5),
+        dict(begin_step=10, end_step=10),
+        dict(begin_step=0, end_step=10, frequency=0),
+        dict(begin_step=-1, end_step=10),
+    ],
+)
 def test_config_rejects(kwargs):
     with pytest.raises(ValueError):
         methods.get("magnitude").Config(**kwargs)

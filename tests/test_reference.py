@@ -42,8 +42,11 @@ _EXTENDED = "extended/non-uniform MP (dense first layer, 1.5x training) is not i
 _RP = "the CSV row of the README checkpoint's configuration (the one the rule selects) has a different value"
 _L0 = "published as 'failed': every ResNet-50 L0 run in the band is at chance accuracy (~0.1%)"
 EXCEPTIONS = {
-    (R, "variational_dropout", 0.95): (71.82, "the README checkpoint 40000/100000/3.9e-7/LS 0.1 (71.91) has no row "
-                                              "in rn50_variational_dropout.csv; 71.82 is 40000/76000/3.9e-7/LS 0"),
+    (R, "variational_dropout", 0.95): (
+        71.82,
+        "the README checkpoint 40000/100000/3.9e-7/LS 0.1 (71.91) has no row "
+        "in rn50_variational_dropout.csv; 71.82 is 40000/76000/3.9e-7/LS 0",
+    ),
     (R, "random", 0.7): (72.22, _RP),
     (R, "random", 0.95): (58.08, _RP),
     (R, "random", 0.98): (44.00, _RP),
@@ -55,8 +58,14 @@ EXCEPTIONS = {
 _COLS = {
     (T, "magnitude"): ("begin_step", "end_step", "frequency", "regularization"),
     (T, "random"): ("begin_step", "end_step", "frequency", "regularization"),
-    (T, "variational_dropout"): ("dkl_weight_fn", "dkl_weight_start", "dkl_weight_diff", "dkl_weight",
-                                 "regularization", "threshold"),
+    (T, "variational_dropout"): (
+        "dkl_weight_fn",
+        "dkl_weight_start",
+        "dkl_weight_diff",
+        "dkl_weight",
+        "regularization",
+        "threshold",
+    ),
     (T, "l0"): ("l0_norm_weight_fn", "dkl_weight_start", "dkl_weight_diff", "l0_norm_weight", "regularization"),
     (R, "magnitude"): ("begin_step", "end_step", "frequency", "label_smoothing"),
     (R, "random"): ("begin_step", "end_step", "frequency", "label_smoothing"),
@@ -64,56 +73,119 @@ _COLS = {
 }
 DL, LS, NO = "dropout+label_smoothing", "label_smoothing", "none"
 CONFIGS = {
-    (T, "magnitude"): dict(zip(T_LEVELS, [
-        (100000, 400000, 10000, DL), (100000, 400000, 1000, DL), (100000, 300000, 1000, DL),
-        (200000, 400000, 10000, LS), (0, 400000, 10000, LS), (100000, 300000, 1000, LS), (0, 300000, 1000, NO)])),
-    (T, "random"): dict(zip(T_LEVELS, [
-        (200000, 500000, 1000, LS), (0, 300000, 1000, LS), (0, 400000, 1000, LS), (0, 300000, 10000, LS),
-        (0, 100000, 1000, LS), (0, 100000, 1000, NO), (0, 100000, 1000, NO)])),
-    (T, "variational_dropout"): dict(zip(T_LEVELS, [
-        ("cubic", 400000, 100000, 2.22e-8, DL, 2.5), ("linear", 0, 500000, 2.22e-8, LS, 2.5),
-        ("linear", 0, 500000, 2.22e-8, NO, 1.5), ("cubic", 0, 300000, 2.22e-8, LS, 1.5),
-        ("cubic", 0, 200000, 8.89e-8, LS, 2.5), ("cubic", 0, 200000, 2.22e-7, NO, 2.5),
-        ("linear", 0, 1, 2.22e-7, LS, 2.0)])),
-    (T, "l0"): dict(zip(T_LEVELS, [
-        ("cubic", 100000, 200000, 2.89e-7, LS), ("cubic", 200000, 100000, 7.78e-7, NO),
-        ("cubic", 0, 100000, 2.89e-7, NO), ("linear", 0, 100000, 5.56e-7, NO),
-        ("cubic", 200000, 100000, 2.222e-6, DL), ("cubic", 0, 400000, 2.222e-6, NO), ("linear", 0, 1, 2.222e-6, LS)])),
-    (R, "magnitude"): dict(zip(R_LEVELS, [
-        (40000, 100000, 2000, 0.1), (40000, 100000, 4000, 0.1), (40000, 100000, 2000, 0.1),
-        (40000, 76000, 2000, 0.1), (40000, 68000, 2000, 0.0), (40000, 100000, 2000, 0.1)])),
-    (R, "random"): dict(zip(R_LEVELS, [
-        (20000, 40000, 4000, 0.1), (8000, 40000, 8000, 0.1), (0, 40000, 8000, 0.0), (0, 40000, 2000, 0.0),
-        (0, 40000, 2000, 0.0), (20000, 40000, 8000, 0.0)])),
-    (R, "variational_dropout"): {0.5: (8000, 68000, 7.8e-9, 0.1), 0.8: (40000, 68000, 3.9e-8, 0.0),
-                                 0.9: (20000, 68000, 7.8e-8, 0.0), 0.98: (8000, 76000, 7.8e-7, 0.1)},
+    (T, "magnitude"): dict(
+        zip(
+            T_LEVELS,
+            [
+                (100000, 400000, 10000, DL),
+                (100000, 400000, 1000, DL),
+                (100000, 300000, 1000, DL),
+                (200000, 400000, 10000, LS),
+                (0, 400000, 10000, LS),
+                (100000, 300000, 1000, LS),
+                (0, 300000, 1000, NO),
+            ],
+        )
+    ),
+    (T, "random"): dict(
+        zip(
+            T_LEVELS,
+            [
+                (200000, 500000, 1000, LS),
+                (0, 300000, 1000, LS),
+                (0, 400000, 1000, LS),
+                (0, 300000, 10000, LS),
+                (0, 100000, 1000, LS),
+                (0, 100000, 1000, NO),
+                (0, 100000, 1000, NO),
+            ],
+        )
+    ),
+    (T, "variational_dropout"): dict(
+        zip(
+            T_LEVELS,
+            [
+                ("cubic", 400000, 100000, 2.22e-8, DL, 2.5),
+                ("linear", 0, 500000, 2.22e-8, LS, 2.5),
+                ("linear", 0, 500000, 2.22e-8, NO, 1.5),
+                ("cubic", 0, 300000, 2.22e-8, LS, 1.5),
+                ("cubic", 0, 200000, 8.89e-8, LS, 2.5),
+                ("cubic", 0, 200000, 2.22e-7, NO, 2.5),
+                ("linear", 0, 1, 2.22e-7, LS, 2.0),
+            ],
+        )
+    ),
+    (T, "l0"): dict(
+        zip(
+            T_LEVELS,
+            [
+                ("cubic", 100000, 200000, 2.89e-7, LS),
+                ("cubic", 200000, 100000, 7.78e-7, NO),
+                ("cubic", 0, 100000, 2.89e-7, NO),
+                ("linear", 0, 100000, 5.56e-7, NO),
+                ("cubic", 200000, 100000, 2.222e-6, DL),
+                ("cubic", 0, 400000, 2.222e-6, NO),
+                ("linear", 0, 1, 2.222e-6, LS),
+            ],
+        )
+    ),
+    (R, "magnitude"): dict(
+        zip(
+            R_LEVELS,
+            [
+                (40000, 100000, 2000, 0.1),
+                (40000, 100000, 4000, 0.1),
+                (40000, 100000, 2000, 0.1),
+                (40000, 76000, 2000, 0.1),
+                (40000, 68000, 2000, 0.0),
+                (40000, 100000, 2000, 0.1),
+            ],
+        )
+    ),
+    (R, "random"): dict(
+        zip(
+            R_LEVELS,
+            [
+                (20000, 40000, 4000, 0.1),
+                (8000, 40000, 8000, 0.1),
+                (0, 40000, 8000, 0.0),
+                (0, 40000, 2000, 0.0),
+                (0, 40000, 2000, 0.0),
+                (20000, 40000, 8000, 0.0),
+            ],
+        )
+    ),
+    (R, "variational_dropout"): {
+        0.5: (8000, 68000, 7.8e-9, 0.1),
+        0.8: (40000, 68000, 3.9e-8, 0.0),
+        0.9: (20000, 68000, 7.8e-8, 0.0),
+        0.98: (8000, 76000, 7.8e-7, 0.1),
+    },
 }
 
 CSV_SHA256 = {
-    "sparse_rn50/technique_comparison/rn50_baselines.csv":
-        "6d03ba7f75e8baca0a62c1e72558956c184d19bc65a8a3e3d948e92c554937e2",
-    "sparse_rn50/technique_comparison/rn50_l0_regularization.csv":
-        "d91ccf29b38f5eab10ee2f4c41b5d564da2b172cc34473c5e843476884f4cdc5",
-    "sparse_rn50/technique_comparison/rn50_magnitude_pruning.csv":
-        "a6d1b3724e3423c482398fd7140d91b8005af49851cc2a0481cac512a7251056",
-    "sparse_rn50/technique_comparison/rn50_random_pruning.csv":
-        "497cb4b2a739a9a36554b520f845b4f8f60f8d29e67f5010e3270a3c23231e86",
-    "sparse_rn50/technique_comparison/rn50_variational_dropout.csv":
-        "68dc6aea2ef14077df909d2644c4aa567256230e68f65801d4c29da2759a60e7",
-    "sparse_transformer/technique_comparison/transformer_baselines.csv":
-        "230acdd65709bc692806ad70f9529c26d510fbbc30f9df349baa2ce9db1fa614",
-    "sparse_transformer/technique_comparison/transformer_l0_regularization.csv":
-        "dc15666b79cfcf4e9a8836e1c95ecb8a3103dc28deec045cf0e3fbda5d9b4757",
-    "sparse_transformer/technique_comparison/transformer_magnitude_pruning.csv":
-        "3d50d7c04cd9f8ed0fa5746eaed127e4be24cfce9c8bb9aa28757e69aca489a0",
-    "sparse_transformer/technique_comparison/transformer_random_pruning.csv":
-        "8e32233e3ef64f9a7ddd5fa76f9599ea8a4e016761ae1915210fe49dc9d3179d",
-    "sparse_transformer/technique_comparison/transformer_variational_dropout.csv":
-        "67e34baba347cc1e357e0c31684a5149fed62dc0f74fe15228d5dde33d8963f3",
+    "sparse_rn50/technique_comparison/rn50_baselines.csv": "6d03ba7f75e8baca0a62c1e72558956c184d19bc65a8a3e3d948e92c554937e2",
+    "sparse_rn50/technique_comparison/rn50_l0_regularization.csv": "d91ccf29b38f5eab10ee2f4c41b5d564da2b172cc34473c5e843476884f4cdc5",
+    "sparse_rn50/technique_comparison/rn50_magnitude_pruning.csv": "a6d1b3724e3423c482398fd7140d91b8005af49851cc2a0481cac512a7251056",
+    "sparse_rn50/technique_comparison/rn50_random_pruning.csv": "497cb4b2a739a9a36554b520f845b4f8f60f8d29e67f5010e3270a3c23231e86",
+    "sparse_rn50/technique_comparison/rn50_variational_dropout.csv": "68dc6aea2ef14077df909d2644c4aa567256230e68f65801d4c29da2759a60e7",
+    "sparse_transformer/technique_comparison/transformer_baselines.csv": "230acdd65709bc692806ad70f9529c26d510fbbc30f9df349baa2ce9db1fa614",
+    "sparse_transformer/technique_comparison/transformer_l0_regularization.csv": "dc15666b79cfcf4e9a8836e1c95ecb8a3103dc28deec045cf0e3fbda5d9b4757",
+    "sparse_transformer/technique_comparison/transformer_magnitude_pruning.csv": "3d50d7c04cd9f8ed0fa5746eaed127e4be24cfce9c8bb9aa28757e69aca489a0",
+    "sparse_transformer/technique_comparison/transformer_random_pruning.csv": "8e32233e3ef64f9a7ddd5fa76f9599ea8a4e016761ae1915210fe49dc9d3179d",
+    "sparse_transformer/technique_comparison/transformer_variational_dropout.csv": "67e34baba347cc1e357e0c31684a5149fed62dc0f74fe15228d5dde33d8963f3",
 }
 CSV_ROWS = {  # data rows per file, as the shipped README lists them
-    (T, "dense"): 5, (T, "magnitude"): 504, (T, "random"): 630, (T, "l0"): 930, (T, "variational_dropout"): 372,
-    (R, "dense"): 3, (R, "magnitude"): 236, (R, "random"): 288, (R, "variational_dropout"): 161, (R, "l0"): 323,
+    (T, "dense"): 5,
+    (T, "magnitude"): 504,
+    (T, "random"): 630,
+    (T, "l0"): 930,
+    (T, "variational_dropout"): 372,
+    (R, "dense"): 3,
+    (R, "magnitude"): 236,
+    (R, "random"): 288,
+    (R, "variational_dropout"): 161,
+    (R, "l0"): 323,
 }
 _PATHS = {(f.task, f.method): f.path for f in reference.FILES}
 
@@ -207,8 +279,10 @@ def test_ids_and_hashes_are_stable():
     trials = load_gale2019().set_index("trial_id")
     assert trials.loc["gale2019-transformer-variational_dropout-0-t2.5", "value"] == 15.35
     assert trials.loc["gale2019-rn50-magnitude-235", "value"] == pytest.approx(0.578999996185)
-    canonical = ("task=resnet50_imagenet,method=magnitude,target_sparsity=0.98,begin_step=40000,end_step=100000,"
-                 "frequency=2000,label_smoothing=0.1")
+    canonical = (
+        "task=resnet50_imagenet,method=magnitude,target_sparsity=0.98,begin_step=40000,end_step=100000,"
+        "frequency=2000,label_smoothing=0.1"
+    )
     assert trials.loc["gale2019-rn50-magnitude-235", "config_hash"] == hashlib.md5(canonical.encode()).hexdigest()
 
 

@@ -13,8 +13,15 @@ def torchvision_resnet50_keys() -> dict[str, tuple[int, ...]]:
     keys: dict[str, tuple[int, ...]] = {"conv1.weight": (64, 3, 7, 7)}
 
     def bn(prefix: str, c: int) -> None:
-        keys.update({f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
-                     f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()})
+        keys.update(
+            {
+                f"{prefix}.weight": (c,),
+                f"{prefix}.bias": (c,),
+                f"{prefix}.running_mean": (c,),
+                f"{prefix}.running_var": (c,),
+                f"{prefix}.num_batches_tracked": (),
+            }
+        )
 
     bn("bn1", 64)
     inplanes = 64

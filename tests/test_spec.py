@@ -35,8 +35,10 @@ def test_tiny_spec_parses_with_defaults():
 def test_unknown_key_names_the_key_and_the_allowed_ones():
     data = tiny()
     data["methods"]["magnitude"]["begin_stp"] = 5
-    assert error_of(data) == ("s.yaml: methods.magnitude.begin_stp: unknown key; allowed: begin_step, end_step, "
-                              "frequency, allocation, first_layer_dense, layer_overrides")
+    assert error_of(data) == (
+        "s.yaml: methods.magnitude.begin_stp: unknown key; allowed: begin_step, end_step, "
+        "frequency, allocation, first_layer_dense, layer_overrides"
+    )
     assert "s.yaml: colour: unknown key; allowed: name, task" in error_of({**tiny(), "colour": 1})
     assert "task_options.widht: unknown key" in error_of({**tiny(), "task_options": {"widht": 3}})
 
@@ -50,17 +52,20 @@ def test_wrong_type():
     assert error_of(data) == "s.yaml: methods: expected a mapping, got a list ['magnitude']"
     data = tiny()
     data["task_options"]["lr_schedule"] = "linear"
-    assert error_of(data) == ("s.yaml: task_options.lr_schedule: 'linear' is not allowed; "
-                              "choose one of cosine, multistep, constant")
+    assert error_of(data) == (
+        "s.yaml: task_options.lr_schedule: 'linear' is not allowed; choose one of cosine, multistep, constant"
+    )
 
 
 def test_unknown_method_and_task():
     data = tiny()
     data["methods"]["magnitud"] = {}
-    assert error_of(data) == ("s.yaml: methods.magnitud: unknown method; "
-                              "registered: dense, l0, magnitude, random, variational_dropout")
+    assert error_of(data) == (
+        "s.yaml: methods.magnitud: unknown method; registered: dense, l0, magnitude, random, variational_dropout"
+    )
     assert error_of({**tiny(), "task": "mnist"}) == (
-        "s.yaml: task: unknown task 'mnist'; registered: bars_cnn, cubist_spiral")
+        "s.yaml: task: unknown task 'mnist'; registered: bars_cnn, cubist_spiral"
+    )
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, 1.5])
@@ -78,7 +83,8 @@ def test_missing_required_and_other_value_errors():
     assert error_of(data) == "s.yaml: methods.magnitude: end_step (50) must be greater than begin_step (100)"
     assert "name: 'a b' is not a valid folder name" in error_of({**tiny(), "name": "a b"})
     assert "resources.workers: 4 is not supported by task cubist_spiral" in error_of(
-        {**tiny(), "resources": {"workers": 4}})
+        {**tiny(), "resources": {"workers": 4}}
+    )
 
 
 def test_schedule_beyond_training_is_refused_at_planning():
@@ -140,7 +146,8 @@ def test_cli_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path, write_s
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"sparsity: error: {path}: methods.magnitude.begin_stp: unknown key; allowed: begin_step, end_step, "
-        "frequency, allocation, first_layer_dense, layer_overrides"]
+        "frequency, allocation, first_layer_dense, layer_overrides"
+    ]
     assert not storage.exists()
     missing = sparsity_cli("run", str(tmp_path / "missing.yaml"), "--storage", str(storage), timeout=60)
     assert missing.returncode == 2 and "missing.yaml: no such spec file" in missing.stderr

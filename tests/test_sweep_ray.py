@@ -98,13 +98,20 @@ def _latest_checkpoint(trial_dir) -> int:
 @pytest.mark.slow
 def test_sigkilled_trial_resumes_from_checkpoint_with_identical_rows(tmp_path, write_spec):
     data = yaml.safe_load(open(os.path.join(SPECS, "tiny.yaml")))
-    data.update(name="killed", task_options={"width": 16, "epochs": 12, "eval_every": 390},
-                methods={"magnitude": {"begin_step": 100, "end_step": 3000, "frequency": 50}})
+    data.update(
+        name="killed",
+        task_options={"width": 16, "epochs": 12, "eval_every": 390},
+        methods={"magnitude": {"begin_step": 100, "end_step": 3000, "frequency": 50}},
+    )
     spec_path = write_spec(data)
     storage = tmp_path / "store"
     exe = os.path.join(os.path.dirname(sys.executable), "sparsity")
-    driver = subprocess.Popen([exe, "run", spec_path, "--storage", str(storage), "--num-cpus", "2"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = subprocess.Popen(
+        [exe, "run", spec_path, "--storage", str(storage), "--num-cpus", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     parsed = spec.parse(data, spec_path)
     (trial,) = plan.expand(parsed, paths.sweep_dir(str(storage), "killed"))
     trial_dir = storage / "killed" / "tune" / trial.trial_id
@@ -152,13 +159,29 @@ def test_address_joins_a_running_cluster(tmp_path):
     """A head started with the `ray` command (token auth on, as Ray 2.60 does by default) runs the sweep."""
     ray_exe = os.path.join(os.path.dirname(sys.executable), "ray")
     port = _free_port()
-    start = subprocess.run([ray_exe, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                            "--num-cpus", "2", "--include-dashboard", "false"], capture_output=True, text=True,
-                           timeout=120)
+    start = subprocess.run(
+        [
+            ray_exe,
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert start.returncode == 0, start.stderr
     try:
-        result = sparsity_cli("run", os.path.join(SPECS, "tiny.yaml"), "--storage", str(tmp_path),
-                              "--address", f"127.0.0.1:{port}")
+        result = sparsity_cli(
+            "run", os.path.join(SPECS, "tiny.yaml"), "--storage", str(tmp_path), "--address", f"127.0.0.1:{port}"
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert len(read(tmp_path / "tiny", "trials")) == 2
     finally:
@@ -166,8 +189,15 @@ def test_address_joins_a_running_cluster(tmp_path):
 
 
 def test_unreachable_address_fails_fast_with_one_line(tmp_path):
-    result = sparsity_cli("run", os.path.join(SPECS, "tiny.yaml"), "--storage", str(tmp_path / "s"),
-                          "--address", f"127.0.0.1:{_free_port()}", timeout=60)
+    result = sparsity_cli(
+        "run",
+        os.path.join(SPECS, "tiny.yaml"),
+        "--storage",
+        str(tmp_path / "s"),
+        "--address",
+        f"127.0.0.1:{_free_port()}",
+        timeout=60,
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "cannot join the Ray cluster at 127.0.0.1:" in result.stderr and "nothing answers there" in result.stderr
@@ -193,13 +223,34 @@ def test_trial_that_keeps_failing_gets_a_failed_row_and_the_sweep_goes_on(tmp_pa
 
 def test_debug_mode_runs_the_same_trainable_without_ray(tiny_sweep, tmp_path):
     _, sweep_dir, _ = tiny_sweep
-    partial = sparsity_cli("debug", os.path.join(SPECS, "tiny.yaml"), "--trial", "1", "--steps", "20",
-                           "--log-every", "10", "--storage", str(tmp_path), timeout=120)
+    partial = sparsity_cli(
+        "debug",
+        os.path.join(SPECS, "tiny.yaml"),
+        "--trial",
+        "1",
+        "--steps",
+        "20",
+        "--log-every",
+        "10",
+        "--storage",
+        str(tmp_path),
+        timeout=120,
+    )
     assert partial.returncode == 0, partial.stderr
     assert [line.split()[1] for line in partial.stdout.splitlines() if line.startswith("step")] == ["10", "20"]
     assert "stopped at step 20" in partial.stdout
-    full = sparsity_cli("debug", os.path.join(SPECS, "tiny.yaml"), "--trial", "1", "--fresh", "--log-every", "1000",
-                        "--storage", str(tmp_path), timeout=120)
+    full = sparsity_cli(
+        "debug",
+        os.path.join(SPECS, "tiny.yaml"),
+        "--trial",
+        "1",
+        "--fresh",
+        "--log-every",
+        "1000",
+        "--storage",
+        str(tmp_path),
+        timeout=120,
+    )
     assert full.returncode == 0 and "completed at step 780" in full.stdout, full.stdout + full.stderr
     debug_rows, ray_rows = read(tmp_path / "tiny-debug", "trials"), read(sweep_dir, "trials")
     ray_rows = ray_rows[ray_rows["trial_id"] == debug_rows.loc[0, "trial_id"]].reset_index(drop=True)

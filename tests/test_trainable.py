@@ -11,17 +11,32 @@ from trainables.loop import run_trial
 from trainables.session import LocalSession, load_state
 from trainables.trial import Trial
 
-HP = (("width", "int"), ("epochs", "int"), ("lr", "float"), ("eval_every", "int"), ("begin_step", "int"),
-      ("end_step", "int"), ("frequency", "int"))
+HP = (
+    ("width", "int"),
+    ("epochs", "int"),
+    ("lr", "float"),
+    ("eval_every", "int"),
+    ("begin_step", "int"),
+    ("end_step", "int"),
+    ("frequency", "int"),
+)
 
 
 def make_trial(sweep_dir, method="magnitude", lr=0.1, seed=0) -> Trial:
     config = {} if method == "dense" else {"begin_step": 50, "end_step": 500, "frequency": 50}
-    return Trial(sweep="t", sweep_dir=str(sweep_dir), trial_id=f"{method}-x-s{seed}", config_hash="h",
-                 task="cubist_spiral",
-                 task_options={"width": 8, "epochs": 2, "lr": lr, "eval_every": 130}, method=method,
-                 method_config=config, target_sparsity=0.0 if method == "dense" else 0.8, seed=seed,
-                 hp_columns=HP)
+    return Trial(
+        sweep="t",
+        sweep_dir=str(sweep_dir),
+        trial_id=f"{method}-x-s{seed}",
+        config_hash="h",
+        task="cubist_spiral",
+        task_options={"width": 8, "epochs": 2, "lr": lr, "eval_every": 130},
+        method=method,
+        method_config=config,
+        target_sparsity=0.0 if method == "dense" else 0.8,
+        seed=seed,
+        hp_columns=HP,
+    )
 
 
 def table(sweep_dir, name):
@@ -54,7 +69,8 @@ def test_resumed_trial_ends_with_the_same_rows_and_masks(tmp_path):
     assert len(table(resumed, "evals")) == 3 and not (resumed / "results" / "trials").exists()
     resumed_row = run_trial(make_trial(resumed), LocalSession(str(tmp_path / "ck2")))
     assert {k: v for k, v in resumed_row.items() if k != "wall_time_s"} == {
-        k: v for k, v in row.items() if k != "wall_time_s"}
+        k: v for k, v in row.items() if k != "wall_time_s"
+    }
     for name in ("evals", "trials", "layers"):
         a, b = table(straight, name), table(resumed, name)
         assert len(a) == len(b) and len(a) > 0
@@ -71,8 +87,24 @@ def test_rows_have_the_public_schema(tmp_path):
     run_trial(make_trial(tmp_path), LocalSession(str(tmp_path / "ck")))
     trials, evals, layers = (table(tmp_path, n) for n in ("trials", "evals", "layers"))
     assert len(trials) == 1 and trials.loc[0, "status"] == "completed"
-    for col in ("sweep", "trial_id", "task", "method", "target_sparsity", "sparsity", "metric", "value", "seed",
-                "status", "config_hash", "steps", "wall_time_s", "begin_step", "width", "lr"):
+    for col in (
+        "sweep",
+        "trial_id",
+        "task",
+        "method",
+        "target_sparsity",
+        "sparsity",
+        "metric",
+        "value",
+        "seed",
+        "status",
+        "config_hash",
+        "steps",
+        "wall_time_s",
+        "begin_step",
+        "width",
+        "lr",
+    ):
         assert col in trials.columns, col
     assert trials.loc[0, "steps"] == 2 * (49982 // 128) and trials.loc[0, "metric"] == "accuracy"
     assert abs(trials.loc[0, "sparsity"] - 0.8) < 0.01

@@ -56,11 +56,19 @@ class DeepSpeedEngine(TorchEngine):
     Stage 3 partitions the parameters themselves, so a sparsifier would see shards; it is refused.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, micro_batches: int = 1,
-                 zero_stage: int = 0, micro_batch_size: int = 1):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        micro_batches: int = 1,
+        zero_stage: int = 0,
+        micro_batch_size: int = 1,
+    ):
         if zero_stage not in (0, 1, 2):
-            raise ValueError(f"ZeRO stage {zero_stage} is not supported: sparsifiers need whole parameters on every "
-                             "rank (stages 0, 1, 2)")
+            raise ValueError(
+                f"ZeRO stage {zero_stage} is not supported: sparsifiers need whole parameters on every "
+                "rank (stages 0, 1, 2)"
+            )
         import deepspeed
         import torch.distributed as dist
 
@@ -68,12 +76,16 @@ class DeepSpeedEngine(TorchEngine):
             _single_process_env()
             deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
         world = dist.get_world_size()
-        config = {"train_micro_batch_size_per_gpu": micro_batch_size, "gradient_accumulation_steps": micro_batches,
-                  "train_batch_size": micro_batch_size * micro_batches * world,
-                  "zero_optimization": {"stage": zero_stage}, "zero_allow_untested_optimizer": True,
-                  "gradient_clipping": 0.0,  # DeepSpeed 0.19 clips at norm 1.0 unless told not to (measured)
-                  "bf16": {"enabled": torch.cuda.is_available() and torch.cuda.is_bf16_supported()},
-                  "steps_per_print": 10**9}
+        config = {
+            "train_micro_batch_size_per_gpu": micro_batch_size,
+            "gradient_accumulation_steps": micro_batches,
+            "train_batch_size": micro_batch_size * micro_batches * world,
+            "zero_optimization": {"stage": zero_stage},
+            "zero_allow_untested_optimizer": True,
+            "gradient_clipping": 0.0,  # DeepSpeed 0.19 clips at norm 1.0 unless told not to (measured)
+            "bf16": {"enabled": torch.cuda.is_available() and torch.cuda.is_bf16_supported()},
+            "steps_per_print": 10**9,
+        }
         engine, ds_optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=config)
         super().__init__(engine.module, ds_optimizer, micro_batches)
         self.engine = engine

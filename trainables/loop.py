@@ -35,8 +35,9 @@ def build(trial: Trial, device: torch.device):
     return task, model, sparsifier, engines.build(config, model, optimizer, task.micro_batch_size)
 
 
-def run_trial(trial: Trial, session: Session, device: torch.device | None = None, max_steps: int | None = None,
-              on_step=None) -> dict[str, Any]:
+def run_trial(
+    trial: Trial, session: Session, device: torch.device | None = None, max_steps: int | None = None, on_step=None
+) -> dict[str, Any]:
     """Train one trial to the end (resuming from the session's checkpoint if any); return its trial row.
 
     `max_steps` stops early (the debug mode): the trial then ends with status `stopped` at that step.
@@ -81,8 +82,14 @@ def run_trial(trial: Trial, session: Session, device: torch.device | None = None
             if done:
                 status = status if step == task.total_steps else "stopped"
                 _write_final(trial, task, sparsifier, latest, status, step, wall)
-            state = {"engine": engine.state_dict(), "sparsifier": sparsifier.state_dict(), "rng": torch.get_rng_state(),
-                     "step": step, "evals": evals, "wall_time_s": wall}
+            state = {
+                "engine": engine.state_dict(),
+                "sparsifier": sparsifier.state_dict(),
+                "rng": torch.get_rng_state(),
+                "step": step,
+                "evals": evals,
+                "wall_time_s": wall,
+            }
             session.report({**_metrics(latest[0], done), "resumed_from_step": resumed_from}, state)
 
     if status == "diverged":
@@ -118,14 +125,31 @@ def _variants(trial, sparsifier):
 
 
 def _eval_rows(trial, task, model, sparsifier, step, loss, lr, wall) -> list[dict[str, Any]]:
-    return [{**keys, "step": step, "metric": task.metric, "value": task.evaluate(model),
-             "sparsity": sparsifier.sparsity(), "loss": loss, "current_lr": lr, "wall_time_s": wall}
-            for _, keys in _variants(trial, sparsifier)]
+    return [
+        {
+            **keys,
+            "step": step,
+            "metric": task.metric,
+            "value": task.evaluate(model),
+            "sparsity": sparsifier.sparsity(),
+            "loss": loss,
+            "current_lr": lr,
+            "wall_time_s": wall,
+        }
+        for _, keys in _variants(trial, sparsifier)
+    ]
 
 
 def _metrics(row: dict[str, Any], done: bool) -> dict[str, Any]:
-    return {"step": row["step"], "metric": row["metric"], "value": row["value"], row["metric"]: row["value"],
-            "sparsity": row["sparsity"], "loss": row["loss"], "done": done}
+    return {
+        "step": row["step"],
+        "metric": row["metric"],
+        "value": row["value"],
+        row["metric"]: row["value"],
+        "sparsity": row["sparsity"],
+        "loss": row["loss"],
+        "done": done,
+    }
 
 
 def _trial_rows(trial, task, sparsifier, last_evals, status, step, wall) -> list[dict[str, Any]]:
@@ -133,8 +157,19 @@ def _trial_rows(trial, task, sparsifier, last_evals, status, step, wall) -> list
     rows = []
     for i, (_, keys) in enumerate(_variants(trial, sparsifier)):
         value = last_evals[i]["value"] if last_evals and status != "diverged" else float("nan")
-        rows.append({**keys, "source": "sweep", "status": status, "metric": task.metric, "mode": task.mode,
-                     "value": value, "sparsity": sparsifier.sparsity(), "steps": step, "wall_time_s": wall})
+        rows.append(
+            {
+                **keys,
+                "source": "sweep",
+                "status": status,
+                "metric": task.metric,
+                "mode": task.mode,
+                "value": value,
+                "sparsity": sparsifier.sparsity(),
+                "steps": step,
+                "wall_time_s": wall,
+            }
+        )
     return rows
 
 
@@ -142,9 +177,17 @@ def _write_final(trial, task, sparsifier, last_evals, status, step, wall) -> lis
     rows = _trial_rows(trial, task, sparsifier, last_evals, status, step, wall)
     layers = []
     for _, keys in _variants(trial, sparsifier):
-        layers += [{"config_hash": keys["config_hash"], "layer": name, "shape": "x".join(map(str, mask.shape)),
-                    "numel": mask.numel(), "nonzero": int(mask.sum().item()),
-                    "sparsity": 1.0 - mask.sum().item() / mask.numel()} for name, mask in sparsifier.masks().items()]
+        layers += [
+            {
+                "config_hash": keys["config_hash"],
+                "layer": name,
+                "shape": "x".join(map(str, mask.shape)),
+                "numel": mask.numel(),
+                "nonzero": int(mask.sum().item()),
+                "sparsity": 1.0 - mask.sum().item() / mask.numel(),
+            }
+            for name, mask in sparsifier.masks().items()
+        ]
     results.write_rows(trial, "layers", layers)
     results.write_rows(trial, "trials", rows)
     return rows

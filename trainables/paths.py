@@ -1,11 +1,11 @@
 """Every file and folder name of a sweep, in one place. Paths are strings so that URIs (s3://...) work too.
 
-    <storage>/<sweep>/
-        spec.yaml           the spec as given
-        sweep.json          manifest: spec hash, trial ids, versions
-        results/{evals,trials,layers}/<trial_id>.parquet
-        report/             what `sparsity report` writes
-        tune/               Ray Tune's experiment state and trial checkpoints
+<storage>/<sweep>/
+    spec.yaml           the spec as given
+    sweep.json          manifest: spec hash, trial ids, versions
+    results/{evals,trials,layers}/<trial_id>.parquet
+    report/             what `sparsity report` writes
+    tune/               Ray Tune's experiment state and trial checkpoints
 """
 
 from __future__ import annotations

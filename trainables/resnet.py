@@ -33,8 +33,13 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50(nn.Module):
-    def __init__(self, num_classes: int = 1000, width: int = 64, zero_init_residual: bool = True,
-                 fc_init_std: float | None = 0.01):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        width: int = 64,
+        zero_init_residual: bool = True,
+        fc_init_std: float | None = 0.01,
+    ):
         super().__init__()
         self.inplanes = width
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
@@ -53,8 +58,7 @@ class ResNet50(nn.Module):
         out = planes * Bottleneck.expansion
         downsample = None
         if stride != 1 or self.inplanes != out:
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, out, 1, stride=stride, bias=False),
-                                       nn.BatchNorm2d(out))
+            downsample = nn.Sequential(nn.Conv2d(self.inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
         layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
         self.inplanes = out
         layers += [Bottleneck(out, planes) for _ in range(1, blocks)]

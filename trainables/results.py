@@ -32,12 +32,35 @@ _KEYS = {
     "target_sparsity": pa.float64(),
 }
 COLUMNS = {
-    "evals": {**_KEYS, "step": pa.int64(), "metric": pa.string(), "value": pa.float64(),
-              "sparsity": pa.float64(), "loss": pa.float64(), "current_lr": pa.float64(), "wall_time_s": pa.float64()},
-    "trials": {**_KEYS, "source": pa.string(), "status": pa.string(), "metric": pa.string(), "mode": pa.string(),
-               "value": pa.float64(), "sparsity": pa.float64(), "steps": pa.int64(), "wall_time_s": pa.float64()},
-    "layers": {**_KEYS, "layer": pa.string(), "shape": pa.string(), "numel": pa.int64(), "nonzero": pa.int64(),
-               "sparsity": pa.float64()},
+    "evals": {
+        **_KEYS,
+        "step": pa.int64(),
+        "metric": pa.string(),
+        "value": pa.float64(),
+        "sparsity": pa.float64(),
+        "loss": pa.float64(),
+        "current_lr": pa.float64(),
+        "wall_time_s": pa.float64(),
+    },
+    "trials": {
+        **_KEYS,
+        "source": pa.string(),
+        "status": pa.string(),
+        "metric": pa.string(),
+        "mode": pa.string(),
+        "value": pa.float64(),
+        "sparsity": pa.float64(),
+        "steps": pa.int64(),
+        "wall_time_s": pa.float64(),
+    },
+    "layers": {
+        **_KEYS,
+        "layer": pa.string(),
+        "shape": pa.string(),
+        "numel": pa.int64(),
+        "nonzero": pa.int64(),
+        "sparsity": pa.float64(),
+    },
 }
 HP_TABLES = ("evals", "trials")  # tables that carry one column per hyper-parameter
 
@@ -65,8 +88,9 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
 def write_rows(trial: Trial, table: str, rows: list[dict[str, Any]]) -> str:
     """Atomically replace this trial's file of `table` with `rows` (key and hyper-parameter columns added)."""
     sch = schema(table, trial.hp_columns)
-    hps = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
-           for k, v in trial.hyperparameters.items()}
+    hps = {
+        k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in trial.hyperparameters.items()
+    }
     base = {**key_fields(trial), **(hps if table in HP_TABLES else {})}
     full = [{**base, **row} for row in rows]
     arrow = pa.Table.from_pylist(full, schema=sch)

@@ -24,7 +24,8 @@ class RecipeOptions:
     optimizer: Literal["sgd", "adam"] = _f("sgd", "SGD with momentum, or Adam")
     lr: float = _f(0.1, "learning rate")
     lr_schedule: Literal["cosine", "multistep", "constant"] = _f(
-        "cosine", "per-epoch schedule: cosine to 0; x0.1 at 30% and 60% of epochs; or constant")
+        "cosine", "per-epoch schedule: cosine to 0; x0.1 at 30% and 60% of epochs; or constant"
+    )
     momentum: float = _f(0.9, "SGD momentum (ignored by Adam)")
     weight_decay: float = _f(5e-4, "L2 weight decay on the model's parameters (never on a method's own)")
     eval_every: int = _f(390, "steps between evaluations (each one also checkpoints)")
