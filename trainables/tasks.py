@@ -94,4 +94,4 @@ def names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from trainables import bars, cubist  # noqa: F401  (registers the built-in tasks)
+    from trainables import bars, cubist, resnet_task  # noqa: F401  (registers the built-in tasks)

@@ -1,0 +1,174 @@
+"""ResNet-50 on ImageNet with the State of Sparsity's recipe (papers/state-of-sparsity.md §2.2).
+
+Batch 1024, 128k steps, lr 0.1 per 256 images with a 5-epoch linear warmup and x0.1 at epochs 30, 60 and 80,
+Nesterov momentum 0.9, weight decay 1e-4 on conv and FC kernels only (not on batch norm or biases), label
+smoothing 0.1. All of it is configurable. On a GPU: channels-last and bf16 autocast. `data_dir: synthetic`
+trains on random tensors (throughput measurement; no disk, no JPEG decoding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from trainables import imagenet
+from trainables.resnet import ResNet50
+from trainables.tasks import Task, param_groups, register
+
+
+def _f(default=dataclasses.MISSING, help=""):
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetOptions:
+    data_dir: str = _f(help="ImageNet folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG, or 'synthetic'")
+    train_steps: int = _f(128_000, "optimizer steps")
+    batch_size: int = _f(1024, "global batch (all workers together)")
+    micro_batch_size: int = _f(0, "per-worker micro-batch; smaller than the per-worker batch = accumulation (0: no)")
+    lr_per_256: float = _f(0.1, "learning rate per 256 images (0.4 at batch 1024)")
+    warmup_epochs: float = _f(5.0, "linear warmup from 0")
+    decay_epochs: list = _f([30, 60, 80], "epochs at which the rate is multiplied by decay_factor")
+    decay_factor: float = _f(0.1, "step decay factor")
+    momentum: float = _f(0.9, "SGD momentum (Nesterov)")
+    nesterov: bool = _f(True, "Nesterov momentum")
+    weight_decay: float = _f(1e-4, "L2 on conv and FC kernels only")
+    label_smoothing: float = _f(0.1, "label smoothing (study's grid: 0, 0.1)")
+    width: int = _f(64, "base width (64 is ResNet-50; tests use narrow nets)")
+    image_size: int = _f(224, "training and evaluation crop")
+    resize_size: int = _f(256, "evaluation resize of the shorter side before the centre crop")
+    eval_every: int = _f(5_000, "steps between evaluations (each one also checkpoints)")
+    eval_batch_size: int = _f(250, "per-worker evaluation batch")
+    loader_workers: int = _f(8, "data-loading processes per worker")
+    synthetic_images: int = _f(imagenet.TRAIN_IMAGES, "training set size in synthetic mode (sets the epoch length)")
+    synthetic_classes: int = _f(1000, "classes in synthetic mode")
+
+    def __post_init__(self):
+        for name in ("train_steps", "batch_size", "eval_every", "eval_batch_size", "width", "image_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.micro_batch_size < 0 or self.loader_workers < 0:
+            raise ValueError("micro_batch_size and loader_workers must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@register
+class ResNet50ImageNet(Task):
+    name = "resnet50_imagenet"
+    Options = ResNetOptions
+    metric = "top1"
+    mode = "max"
+    max_workers = 1024
+
+    def __init__(self, options: ResNetOptions, seed: int, device: torch.device):
+        super().__init__(options, seed, device)
+        self.rank, self.world = _world()
+        if options.batch_size % self.world:
+            raise ValueError(f"batch_size {options.batch_size} does not split over {self.world} workers")
+        self.local_batch = options.batch_size // self.world
+        if options.data_dir == "synthetic":
+            self.train_set = imagenet.SyntheticImages(
+                options.synthetic_images, options.synthetic_classes, options.image_size, seed
+            )
+            self.val_set = imagenet.SyntheticImages(
+                min(imagenet.VAL_IMAGES, options.synthetic_images), options.synthetic_classes, options.image_size, 1
+            )
+            self.num_classes = options.synthetic_classes
+        else:
+            self.train_set = imagenet.ImageFolder(options.data_dir, "train")  # scanned once
+            self.val_set = options.data_dir
+            self.num_classes = len(self.train_set.classes)
+        self.steps_per_epoch = len(self.train_set) // options.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{len(self.train_set)} training images make no batch of {options.batch_size}")
+        self._iterator, self._next = None, None
+        self.cuda = device.type == "cuda"
+
+    @classmethod
+    def total_steps_for(cls, options: ResNetOptions) -> int:
+        return options.train_steps
+
+    @property
+    def micro_batches(self) -> int:
+        micro = self.options.micro_batch_size or self.local_batch
+        if self.local_batch % micro:
+            raise ValueError(f"micro_batch_size {micro} does not divide the per-worker batch {self.local_batch}")
+        return self.local_batch // micro
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.local_batch // self.micro_batches
+
+    def build_model(self) -> nn.Module:
+        model = ResNet50(self.num_classes, self.options.width).to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.cuda else model
+
+    def build_optimizer(self, model: nn.Module, no_decay=()) -> torch.optim.Optimizer:
+        o = self.options
+        not_kernels = [p for n, p in model.named_parameters() if p.ndim <= 1]  # batch norm and biases
+        groups = param_groups(model, o.weight_decay, [*no_decay, *not_kernels])
+        return torch.optim.SGD(groups, lr=self.learning_rate(1), momentum=o.momentum, nesterov=o.nesterov)
+
+    def learning_rate(self, step: int) -> float:
+        o = self.options
+        epoch = (step - 1) / self.steps_per_epoch
+        base = o.lr_per_256 * o.batch_size / 256
+        warmup = min(1.0, step / (o.warmup_epochs * self.steps_per_epoch)) if o.warmup_epochs > 0 else 1.0
+        return base * warmup * o.decay_factor ** sum(epoch >= e for e in o.decay_epochs)
+
+    def batch(self, step: int):
+        epoch, index = divmod(step - 1, self.steps_per_epoch)
+        if self._next != (epoch, index):  # a new epoch, or a resume mid-epoch
+            loader = imagenet.train_loader(
+                self.train_set,
+                self.local_batch,
+                self.seed,
+                epoch,
+                self.rank,
+                self.world,
+                self.options.loader_workers,
+                self.options.image_size,
+                start_batch=index,
+            )
+            self._iterator = iter(loader)
+        x, y = next(self._iterator)
+        self._next = (epoch, index + 1) if index + 1 < self.steps_per_epoch else None
+        memory = torch.channels_last if self.cuda else torch.contiguous_format
+        return x.to(self.device, non_blocking=True, memory_format=memory), y.to(self.device, non_blocking=True)
+
+    def loss(self, model, batch) -> torch.Tensor:
+        x, y = batch
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+            logits = model(x)
+        return nn.functional.cross_entropy(logits.float(), y, label_smoothing=self.options.label_smoothing)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> float:
+        """Top-1 on the validation split (all of it, across workers)."""
+        o = self.options
+        loader = imagenet.eval_loader(
+            self.val_set, o.eval_batch_size, self.rank, self.world, o.loader_workers, o.image_size, o.resize_size
+        )
+        model.eval()
+        correct = torch.zeros(2, device=self.device)
+        for x, y in loader:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+                logits = model(x.to(self.device))
+            correct += torch.tensor([(logits.argmax(1).cpu() == y).sum().item(), len(y)], device=self.device)
+        model.train()
+        if self.world > 1:
+            dist.all_reduce(correct)
+        return (correct[0] / correct[1]).item() if correct[1] > 0 else math.nan
