@@ -86,6 +86,8 @@ def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
                                 threads=threads,
                                 engine=spec.resources.engine,
                                 zero_stage=spec.resources.zero_stage,
+                                workers=spec.resources.workers,
+                                gpus_per_worker=spec.resources.gpus_per_worker,
                             )
                         )
     return trials

@@ -100,7 +100,9 @@ def run(
     started = time.perf_counter()
     with connect(address, num_cpus=num_cpus):
         write_manifest(sweep_dir, trials, spec_path)
-        fn = tune.with_resources(trainable, {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker})
+        # a multi-worker trial's own process only drives its Ray Train workers, which reserve their own resources
+        driver = {"cpu": 1} if res.workers > 1 else {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
+        fn = tune.with_resources(trainable, driver)
         tune_dir = paths.tune_dir(sweep_dir)
         reporter = Progress(len(trials), enabled=progress)
         if exists and tune.Tuner.can_restore(tune_dir):

@@ -40,11 +40,13 @@ def test_deepspeed_trial_equals_plain_torch(tmp_path, stage):
     assert a["loss"].tolist() == b["loss"].tolist()
 
 
-def test_deepspeed_trial_resumes_after_a_crash(tmp_path):
-    straight = run_trial(_trial(tmp_path / "a", "deepspeed"), LocalSession(str(tmp_path / "ca")))
+@pytest.mark.parametrize("stage", [0, 2])
+def test_deepspeed_trial_resumes_after_a_crash(tmp_path, stage):
+    """Checkpoint -> restore -> continue equals not stopping (ZeRO-2's optimizer state loads with weights_only)."""
+    straight = run_trial(_trial(tmp_path / "a", "deepspeed", stage), LocalSession(str(tmp_path / "ca")))
     with pytest.raises(Crash):
-        run_trial(_trial(tmp_path / "b", "deepspeed"), CrashingSession(str(tmp_path / "cb"), crash_after=1))
-    resumed = run_trial(_trial(tmp_path / "b", "deepspeed"), LocalSession(str(tmp_path / "cb")))
+        run_trial(_trial(tmp_path / "b", "deepspeed", stage), CrashingSession(str(tmp_path / "cb"), crash_after=1))
+    resumed = run_trial(_trial(tmp_path / "b", "deepspeed", stage), LocalSession(str(tmp_path / "cb")))
     assert resumed["value"] == straight["value"]
     assert table(tmp_path / "a", "evals")["loss"].tolist() == table(tmp_path / "b", "evals")["loss"].tolist()
 

@@ -24,11 +24,19 @@ class EngineConfig:
 
 
 class TorchEngine:
+    """Plain torch; data-parallel through DistributedDataParallel when a process group of several ranks exists."""
+
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, micro_batches: int = 1):
         self.module, self.optimizer, self.micro_batches = model, optimizer, micro_batches
+        import torch.distributed as dist
+
+        self.forward = model
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            device_ids = [model_device] if (model_device := next(model.parameters()).device).type == "cuda" else None
+            self.forward = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
     def __call__(self, *args, **kwargs):
-        return self.module(*args, **kwargs)
+        return self.forward(*args, **kwargs)
 
     def backward(self, loss: torch.Tensor) -> None:
         (loss / self.micro_batches).backward()
@@ -87,8 +95,9 @@ class DeepSpeedEngine(TorchEngine):
             "steps_per_print": 10**9,
         }
         engine, ds_optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=config)
-        super().__init__(engine.module, ds_optimizer, micro_batches)
-        self.engine = engine
+        # not TorchEngine.__init__: that would also wrap the module in DDP; DeepSpeed all-reduces by itself
+        self.module, self.optimizer, self.micro_batches = engine.module, ds_optimizer, micro_batches
+        self.engine, self.zero_stage = engine, zero_stage
 
     def __call__(self, *args, **kwargs):
         return self.engine(*args, **kwargs)
@@ -106,11 +115,31 @@ class DeepSpeedEngine(TorchEngine):
             group["lr"] = lr
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.module.state_dict(), "optimizer": self.engine.optimizer.state_dict()}
+        # ZeRO's optimizer state also holds DeepSpeed objects (zero stage, slice mappings, a static loss scaler):
+        # structure fixed by the configuration. Keep only plain data, so checkpoints load with weights_only.
+        optimizer = {k: v for k, v in self.engine.optimizer.state_dict().items() if _plain(v)}
+        return {"model": self.module.state_dict(), "optimizer": optimizer}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["model"])
-        self.engine.optimizer.load_state_dict(state["optimizer"])
+        optimizer = self.engine.optimizer
+        live = optimizer.state_dict()
+        structure = {k: v for k, v in live.items() if k not in state["optimizer"] and not _plain(v)}
+        full = {**state["optimizer"], **structure}
+        if self.zero_stage:  # ZeRO-1/2 take a list of per-rank states, indexed by data-parallel rank
+            import torch.distributed as dist
+
+            full = [full if r == dist.get_rank() else None for r in range(dist.get_world_size())]
+        optimizer.load_state_dict(full)
+
+
+def _plain(value: Any) -> bool:
+    """Tensors, numbers, strings and None, in dicts, lists and tuples: what torch.load(weights_only=True) reads."""
+    if type(value) is dict:
+        return all(type(k) in (str, int) and _plain(v) for k, v in value.items())
+    if type(value) in (list, tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, torch.Tensor) or type(value) in (bool, int, float, str)  # no enums
 
 
 def _single_process_env() -> None:

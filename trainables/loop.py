@@ -17,6 +17,12 @@ from trainables.session import Session
 from trainables.trial import Trial
 
 
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -77,7 +83,8 @@ def run_trial(
             wall = elapsed + time.perf_counter() - started
             latest = _eval_rows(trial, task, model, sparsifier, step, loss.item(), lr, wall)
             evals += latest
-            results.write_rows(trial, "evals", evals)
+            if _rank() == 0:
+                results.write_rows(trial, "evals", evals)
             done = step == end
             if done:
                 status = status if step == task.total_steps else "stopped"
@@ -188,6 +195,7 @@ def _write_final(trial, task, sparsifier, last_evals, status, step, wall) -> lis
             }
             for name, mask in sparsifier.masks().items()
         ]
-    results.write_rows(trial, "layers", layers)
-    results.write_rows(trial, "trials", rows)
+    if _rank() == 0:
+        results.write_rows(trial, "layers", layers)
+        results.write_rows(trial, "trials", rows)
     return rows

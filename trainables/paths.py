@@ -53,3 +53,8 @@ def report_dir(sweep: str) -> str:
 
 def tune_dir(sweep: str) -> str:
     return _join(sweep, "tune")
+
+
+def train_dir(sweep: str) -> str:
+    """Ray Train runs of multi-worker trials (their checkpoints), one folder per trial id."""
+    return _join(sweep, "train")

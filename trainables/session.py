@@ -18,15 +18,15 @@ class Session(Protocol):
         """Publish metrics; when `state` is given, checkpoint it so the trial can resume from here."""
 
 
-def save_state(state: dict[str, Any], folder: str) -> None:
-    tmp = os.path.join(folder, f".{STATE_FILE}.tmp")
+def save_state(state: dict[str, Any], folder: str, name: str = STATE_FILE) -> None:
+    tmp = os.path.join(folder, f".{name}.tmp")
     torch.save(state, tmp)
-    os.replace(tmp, os.path.join(folder, STATE_FILE))
+    os.replace(tmp, os.path.join(folder, name))
 
 
-def load_state(folder: str) -> dict[str, Any]:
+def load_state(folder: str, name: str = STATE_FILE) -> dict[str, Any]:
     # weights_only: a checkpoint never runs code when loaded
-    return torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
+    return torch.load(os.path.join(folder, name), map_location="cpu", weights_only=True)
 
 
 class LocalSession:

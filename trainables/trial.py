@@ -24,6 +24,8 @@ class Trial:
     hp_columns: tuple[tuple[str, str], ...] = ()
     threads: int = 1  # torch intra-op threads for this trial
     engine: str = "torch"  # "torch" | "deepspeed" (trainables/engine.py)
+    workers: int = 1  # > 1: data-parallel Ray Train workers (trainables/train_adapter.py)
+    gpus_per_worker: float = 0.0
     zero_stage: int = 0
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,5 +30,12 @@ class TuneSession:
 
 
 def trainable(config: dict[str, Any]) -> None:
-    """Tune function trainable: `config["trial"]` is a `Trial.to_dict()`."""
-    run_trial(Trial.from_dict(config["trial"]), TuneSession())
+    """Tune function trainable: `config["trial"]` is a `Trial.to_dict()`. A multi-worker trial launches Ray
+    Train workers from here; a single-worker one trains in this process."""
+    trial = Trial.from_dict(config["trial"])
+    if trial.workers > 1:
+        from trainables.train_adapter import run_distributed
+
+        run_distributed(trial)
+    else:
+        run_trial(trial, TuneSession())
