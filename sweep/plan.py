@@ -61,7 +61,8 @@ def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
         total = task_cls.total_steps_for(options)
         for name, method_values in spec.methods.items():
             method = methods.get(name)
-            for values in grid(method_values, method.Config):
+            grids = method_values if isinstance(method_values, list) else [method_values]
+            for values in [combo for g in grids for combo in grid(g, method.Config)]:
                 config = _construct(method.Config, values, f"methods.{name}", source)
                 try:
                     config.check_steps(total)
@@ -90,6 +91,10 @@ def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
                                 gpus_per_worker=spec.resources.gpus_per_worker,
                             )
                         )
+    ids = [t.trial_id for t in trials]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise SpecError(f"{source}: methods: the same configuration is listed twice ({twice[0]})")
     return trials
 
 

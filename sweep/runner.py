@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -73,6 +74,25 @@ def write_manifest(sweep_dir: str, trials: list[Trial], spec_path: str) -> None:
         shutil.copyfile(spec_path, paths.spec_file(sweep_dir))
 
 
+def trial_cpus(spec: Spec) -> float:
+    """CPUs one trial holds: its own process, plus its Ray Train workers when it has several."""
+    res = spec.resources
+    return 1 + res.workers * res.cpus_per_worker if res.workers > 1 else res.cpus_per_worker
+
+
+def check_fits_locally(spec: Spec, spec_path: str, num_cpus: int | None) -> None:
+    """An embedded Ray smaller than one trial would wait for resources forever: refuse up front."""
+    have = num_cpus or os.cpu_count() or 1
+    need = trial_cpus(spec)
+    if need > have:
+        res = spec.resources
+        raise SpecError(
+            f"{spec_path}: resources: one trial needs {need:g} CPUs (1 driver + {res.workers} workers x "
+            f"{res.cpus_per_worker:g}) but the local Ray has {have}; pass --num-cpus {math.ceil(need)} (logical CPUs "
+            "may exceed the physical ones) or use fewer workers"
+        )
+
+
 def _trial_name(trial) -> str:
     return trial.config["trial"]["trial_id"]
 
@@ -88,6 +108,8 @@ def run(
     """Run (or resume) a sweep to the end. Validation errors raise SpecError before Ray starts."""
     sweep_dir = paths.sweep_dir(storage, spec.name)
     trials = plan.expand(spec, sweep_dir, spec_path)
+    if address is None:
+        check_fits_locally(spec, spec_path, num_cpus)
     exists = check_existing(sweep_dir, trials, spec_path)
 
     from ray import tune

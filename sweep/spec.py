@@ -47,7 +47,7 @@ class Failure:
 class Spec:
     name: str = _f(help="sweep name: the results folder under the storage root")
     task: str = _f(help="trainable task, e.g. cubist_spiral")
-    methods: dict = _f(help="method name -> its options (lists are grids); see `sparsity methods`")
+    methods: dict = _f(help="method name -> its options (lists are grids), or a list of such grids (their union)")
     sparsity: list = _f([], help="target sparsities in [0, 1), for methods that aim at one")
     seeds: list = _f([0], help="one trial per seed for every configuration")
     task_options: dict = _f({}, help="the task's options (lists are grids)")
@@ -102,8 +102,18 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
     for name, options in fields["methods"].items():
         if name not in method_names():
             fail(f"methods.{name}", f"unknown method; registered: {', '.join(method_names())}")
-        parsed_methods[name] = build_fields(get_method(name).Config, options or {}, f"methods.{name}", fail, True)
-        _construct_all(get_method(name).Config, parsed_methods[name], f"methods.{name}", fail)
+        config = get_method(name).Config
+        if isinstance(options, list):  # several grids, run as their union
+            if not options:
+                fail(f"methods.{name}", "an empty list gives no configurations")
+            parsed_methods[name] = [
+                build_fields(config, o, f"methods.{name}[{i}]", fail, True) for i, o in enumerate(options)
+            ]
+            for i, grid_values in enumerate(parsed_methods[name]):
+                _construct_all(config, grid_values, f"methods.{name}[{i}]", fail)
+        else:
+            parsed_methods[name] = build_fields(config, options or {}, f"methods.{name}", fail, True)
+            _construct_all(config, parsed_methods[name], f"methods.{name}", fail)
     fields["methods"] = parsed_methods
 
     sparsity = fields["sparsity"]

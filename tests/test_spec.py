@@ -153,3 +153,35 @@ def test_cli_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path, write_s
     missing = sparsity_cli("run", str(tmp_path / "missing.yaml"), "--storage", str(storage), timeout=60)
     assert missing.returncode == 2 and "missing.yaml: no such spec file" in missing.stderr
     assert not storage.exists()
+
+
+def test_a_list_of_grids_runs_their_union():
+    data = tiny()
+    del data["methods"]["random"]
+    data["methods"]["magnitude"] = [{"begin_step": 100, "end_step": [500, 600]}, {"begin_step": 200, "end_step": 700}]
+    trials = plan.expand(spec.parse(data), "/x")
+    assert sorted((t.method_config["begin_step"], t.method_config["end_step"]) for t in trials) == [
+        (100, 500),
+        (100, 600),
+        (200, 700),
+    ]
+    data["methods"]["magnitude"][1] = {"begin_step": 100, "end_step": 500}
+    with pytest.raises(SpecError, match="the same configuration is listed twice"):
+        plan.expand(spec.parse(data), "/x")
+    data["methods"]["magnitude"][1] = {"begin_stp": 100}
+    assert error_of(data).startswith("s.yaml: methods.magnitude[1].begin_stp: unknown key")
+
+
+def test_a_trial_bigger_than_the_local_ray_is_refused(tmp_path, write_spec):
+    path = write_spec(
+        {
+            "name": "big",
+            "task": "resnet50_imagenet",
+            "task_options": {"data_dir": "synthetic"},
+            "methods": {"dense": {}},
+            "resources": {"workers": 4},
+        }
+    )
+    result = sparsity_cli("run", path, "--storage", str(tmp_path / "s"), "--num-cpus", "2", timeout=60)
+    assert result.returncode == 2 and not (tmp_path / "s").exists()
+    assert "resources: one trial needs 5 CPUs (1 driver + 4 workers x 1) but the local Ray has 2" in result.stderr
