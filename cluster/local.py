@@ -42,10 +42,14 @@ _use_token_if_available()
 
 
 @contextlib.contextmanager
-def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Iterator[None]:
+def connect(
+    address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None, dashboard: bool = False
+) -> Iterator[None]:
     """Join the cluster at `address`, or start an embedded single-node Ray that stops on exit.
 
-    The embedded Ray runs no dashboard; when one is wanted it binds to 127.0.0.1 only.
+    The embedded Ray runs a dashboard (bound to 127.0.0.1 only) when `dashboard` is set: Ray Train V2 frees a
+    finished run's placement group through the state API it serves; without it the next multi-worker trial of
+    the sweep waits forever (measured with Ray 2.60).
     """
     import ray
 
@@ -58,7 +62,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
             _check_reachable(address)
             ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, dashboard_host="127.0.0.1", **quiet)
+            ray.init(
+                num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard, dashboard_host="127.0.0.1", **quiet
+            )
     except ClusterError:
         raise
     except (ConnectionError, RuntimeError, ValueError) as e:

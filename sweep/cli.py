@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, ReportError, ClusterError) as e:
         print(f"sparsity: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # e.g. `sparsity plan SPEC | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("sparsity: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

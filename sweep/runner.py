@@ -93,6 +93,22 @@ def check_fits_locally(spec: Spec, spec_path: str, num_cpus: int | None) -> None
         )
 
 
+def max_concurrent(spec: Spec) -> int | None:
+    """Multi-worker trials: no more at once than the cluster holds whole. Otherwise every trial's driver starts,
+    takes a CPU, and none can place its workers: the sweep waits forever (measured: 2 trials x 2 workers, 3 CPUs)."""
+    import ray
+
+    res = spec.resources
+    limit = res.max_concurrent_trials or None
+    if res.workers > 1:
+        total = ray.cluster_resources()
+        fit = int(total.get("CPU", 0) // trial_cpus(spec))
+        if res.gpus_per_worker:
+            fit = min(fit, int(total.get("GPU", 0) // (res.workers * res.gpus_per_worker)))
+        limit = max(1, min(limit or fit, fit))
+    return limit
+
+
 def _trial_name(trial) -> str:
     return trial.config["trial"]["trial_id"]
 
@@ -120,12 +136,13 @@ def run(
 
     res = spec.resources
     started = time.perf_counter()
-    with connect(address, num_cpus=num_cpus):
+    with connect(address, num_cpus=num_cpus, dashboard=res.workers > 1):
         write_manifest(sweep_dir, trials, spec_path)
         # a multi-worker trial's own process only drives its Ray Train workers, which reserve their own resources
         driver = {"cpu": 1} if res.workers > 1 else {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
         fn = tune.with_resources(trainable, driver)
         tune_dir = paths.tune_dir(sweep_dir)
+        concurrency = max_concurrent(spec)
         reporter = Progress(len(trials), enabled=progress)
         if exists and tune.Tuner.can_restore(tune_dir):
             # the restored experiment keeps its own callbacks (pickled with it), progress included
@@ -136,8 +153,9 @@ def run(
                 fn,
                 param_space={"trial": tune.grid_search([t.to_dict() for t in trials])},
                 tune_config=tune.TuneConfig(
-                    max_concurrent_trials=res.max_concurrent_trials or None,
+                    max_concurrent_trials=concurrency,
                     trial_name_creator=_trial_name,
+                    reuse_actors=False if res.workers > 1 else None,  # a fresh driver process per Ray Train run
                     trial_dirname_creator=_trial_name,
                 ),
                 run_config=tune.RunConfig(

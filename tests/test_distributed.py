@@ -47,3 +47,22 @@ def test_two_workers_agree_on_masks_and_learn(tmp_path, engine, stage):
     params = [k for k in weights[0] if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     assert len(params) == 161 and all(torch.equal(weights[0][k], weights[1][k]) for k in params)  # replicas in step
     # (batch-norm running statistics are per rank: each updates them from its own shard)
+
+
+def test_bundled_tiny_spec_runs_multi_worker_trials_back_to_back(tmp_path):
+    """Two 2-worker trials in one sweep: the second must get the workers the first released (it hung, with
+    Ray 2.60, until the embedded Ray served the state API that Ray Train uses to free placement groups)."""
+    result = sparsity_cli(
+        "run",
+        os.path.join(os.path.dirname(__file__), "..", "sweep", "specs", "resnet50_tiny_cpu.yaml"),
+        "--storage",
+        str(tmp_path),
+        "--num-cpus",
+        "3",
+        "--report",
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2/2 trials finished" in result.stdout and "| 0.8 |" in result.stdout
+    trials = ds.dataset(str(tmp_path / "resnet50-tiny-cpu" / "results" / "trials")).to_table().to_pandas()
+    assert sorted(trials["method"]) == ["magnitude", "random"] and (trials["metric"] == "top1").all()
