@@ -65,9 +65,11 @@ def cmd_debug(args) -> int:
     trials = plan.expand(parsed, folder, args.spec)
     if not 0 <= args.trial < len(trials):
         raise SpecError(f"{args.spec}: --trial {args.trial} is out of range; this spec has trials 0..{len(trials) - 1}")
-    trial = dataclasses.replace(trials[args.trial], sweep_dir=folder)
+    trial = dataclasses.replace(trials[args.trial], sweep_dir=folder, workers=1)
     device = pick_device()
     print(f"debug: trial [{args.trial}] {trial.trial_id} on {device}; results and checkpoint in {folder}")
+    if parsed.resources.workers > 1:
+        print(f"debug: one process instead of resources.workers {parsed.resources.workers} (same global batch)")
     started = time.perf_counter()
 
     def log(step, loss, lr, sparsifier):
