@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 from typing import Any
 
 import torch
@@ -81,8 +80,8 @@ class DeepSpeedEngine(TorchEngine):
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            _single_process_env()
-            deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+            _single_process_group()
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")  # wraps the group
         world = dist.get_world_size()
         config = {
             "train_micro_batch_size_per_gpu": micro_batch_size,
@@ -142,13 +141,14 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, torch.Tensor) or type(value) in (bool, int, float, str)  # no enums
 
 
-def _single_process_env() -> None:
-    """A one-process 'cluster' for DeepSpeed outside a launcher (the debug mode, a single-worker trial)."""
-    if "MASTER_PORT" not in os.environ:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _single_process_group() -> None:
+    """A one-process group for DeepSpeed outside a launcher (the debug mode, a single-worker trial): an
+    in-memory store, so no port is bound (a picked free port can be taken before it is used)."""
+    import torch.distributed as dist
+
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
 
 
 def build(config: EngineConfig, model: nn.Module, optimizer: torch.optim.Optimizer, micro_batch_size: int):
