@@ -100,8 +100,8 @@ def test_debug_runs_the_tiny_resnet_spec_in_one_process(tmp_path):
     from tests.conftest import sparsity_cli
 
     spec = os.path.join(os.path.dirname(__file__), "..", "sweep", "specs", "resnet50_tiny_cpu.yaml")
-    result = sparsity_cli("debug", spec, "--steps", "4", "--log-every", "2", "--storage", str(tmp_path), timeout=180)
+    result = sparsity_cli("debug", spec, "--log-every", "8", "--storage", str(tmp_path), timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "one process instead of resources.workers 2" in result.stdout
-    assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("step")] == ["2", "4"]
-    assert "stopped at step 4: top1" in result.stdout
+    assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("step")] == ["8", "16"]
+    assert "completed at step 16: top1" in result.stdout
