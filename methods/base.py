@@ -39,6 +39,14 @@ def prunable_parameters(model: nn.Module) -> OrderedDict[str, nn.Parameter]:
     return params
 
 
+def option(default: Any = dataclasses.MISSING, help: str = "") -> Any:
+    """A config field with its help text (listed by `sparsity methods`, quoted in spec errors). A list or dict
+    default is copied per instance. Used by every config dataclass of the project."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class MethodConfig:
     """Base of every method's hyper-parameters. Fields carry `metadata={"help": ...}`."""

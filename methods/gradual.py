@@ -12,26 +12,20 @@ from typing import Literal
 import torch
 
 from methods import allocation
-from methods.base import MethodConfig, Sparsifier
+from methods.base import MethodConfig, Sparsifier, option
 from methods.schedules import PolynomialSchedule
-
-
-def _f(default=dataclasses.MISSING, help="", **kw):
-    if isinstance(default, dict):
-        return dataclasses.field(default_factory=dict, metadata={"help": help}, **kw)
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
 
 
 @dataclasses.dataclass(frozen=True)
 class GradualConfig(MethodConfig):
-    begin_step: int = _f(help="first optimizer step at which masks are updated")
-    end_step: int = _f(help="step at which the final sparsity is reached")
-    frequency: int = _f(100, "steps between mask updates")
-    allocation: Literal["uniform", "global", "erk"] = _f(
+    begin_step: int = option(help="first optimizer step at which masks are updated")
+    end_step: int = option(help="step at which the final sparsity is reached")
+    frequency: int = option(100, "steps between mask updates")
+    allocation: Literal["uniform", "global", "erk"] = option(
         "uniform", "spread of the target over tensors: same per tensor, one global ranking, or Erdős–Rényi-Kernel"
     )
-    first_layer_dense: bool = _f(False, "keep the first prunable tensor dense")
-    layer_overrides: dict = _f({}, "fixed final sparsity by tensor-name glob, e.g. {'fc.weight': 0.8}")
+    first_layer_dense: bool = option(False, "keep the first prunable tensor dense")
+    layer_overrides: dict = option({}, "fixed final sparsity by tensor-name glob, e.g. {'fc.weight': 0.8}")
 
     def __post_init__(self):
         if self.begin_step < 0:

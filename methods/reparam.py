@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from methods.base import PRUNABLE_TYPES, MethodConfig, Sparsifier
+from methods.base import PRUNABLE_TYPES, MethodConfig, Sparsifier, option
 
 
 def forward_with(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: bool = True) -> torch.Tensor:
@@ -28,18 +28,14 @@ def forward_with(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias:
     raise TypeError(f"cannot reparameterise {type(module).__name__}")
 
 
-def _f(default=dataclasses.MISSING, help=""):
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
 @dataclasses.dataclass(frozen=True)
 class RampConfig(MethodConfig):
     """The regulariser weight: w(step) = weight * ramp(step), as in the study's Transformer code."""
 
-    weight: float = _f(help="coefficient of the regulariser (the study divides by the training-set size)")
-    ramp: Literal["linear", "cubic"] = _f("linear", "linear ramp, or cubic ramp followed by a 0.9 moving average")
-    ramp_start: int = _f(0, "step at which the ramp starts")
-    ramp_length: int = _f(1, "steps from start to full weight (1: no ramp)")
+    weight: float = option(help="coefficient of the regulariser (the study divides by the training-set size)")
+    ramp: Literal["linear", "cubic"] = option("linear", "linear ramp, or cubic ramp followed by a 0.9 moving average")
+    ramp_start: int = option(0, "step at which the ramp starts")
+    ramp_length: int = option(1, "steps from start to full weight (1: no ramp)")
 
     def __post_init__(self):
         if self.weight < 0:

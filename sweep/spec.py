@@ -17,43 +17,41 @@ from typing import Any, Literal
 
 import yaml
 
+from methods.base import option
+
 
 class SpecError(ValueError):
     """A spec that cannot run. str(error) is the whole one-line message."""
 
 
-def _f(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
-
-
 @dataclasses.dataclass(frozen=True)
 class Resources:
-    workers: int = _f(1, "training processes per trial (tasks that support it train data-parallel)")
-    cpus_per_worker: float = _f(1.0, "CPUs reserved per worker; also the torch thread count")
-    gpus_per_worker: float = _f(0.0, "GPUs reserved per worker")
-    max_concurrent_trials: int = _f(0, "upper bound on trials running at once (0: as many as resources allow)")
-    engine: Literal["torch", "deepspeed"] = _f("torch", "plain torch, or DeepSpeed (deepspeed.initialize per worker)")
-    zero_stage: int = _f(0, "DeepSpeed ZeRO stage: 0 (plain data parallel, right for ResNet-50's size), 1 or 2")
+    workers: int = option(1, "training processes per trial (tasks that support it train data-parallel)")
+    cpus_per_worker: float = option(1.0, "CPUs reserved per worker; also the torch thread count")
+    gpus_per_worker: float = option(0.0, "GPUs reserved per worker")
+    max_concurrent_trials: int = option(0, "upper bound on trials running at once (0: as many as resources allow)")
+    engine: Literal["torch", "deepspeed"] = option(
+        "torch", "plain torch, or DeepSpeed (deepspeed.initialize per worker)"
+    )
+    zero_stage: int = option(0, "DeepSpeed ZeRO stage: 0 (plain data parallel, right for ResNet-50's size), 1 or 2")
 
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
-    max_failures: int = _f(3, "times a crashed trial is restarted from its last checkpoint (-1: always)")
+    max_failures: int = option(3, "times a crashed trial is restarted from its last checkpoint (-1: always)")
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    name: str = _f(help="sweep name: the results folder under the storage root")
-    task: str = _f(help="trainable task, e.g. cubist_spiral")
-    methods: dict = _f(help="method name -> its options (lists are grids), or a list of such grids (their union)")
-    sparsity: list = _f([], help="target sparsities in [0, 1), for methods that aim at one")
-    seeds: list = _f([0], help="one trial per seed for every configuration")
-    task_options: dict = _f({}, help="the task's options (lists are grids)")
-    resources: Resources = _f(Resources(), help="per-trial resources")
-    failure: Failure = _f(Failure(), help="retry policy")
-    description: str = _f("", help="free text, kept with the results")
+    name: str = option(help="sweep name: the results folder under the storage root")
+    task: str = option(help="trainable task, e.g. cubist_spiral")
+    methods: dict = option(help="method name -> its options (lists are grids), or a list of such grids (their union)")
+    sparsity: list = option([], help="target sparsities in [0, 1), for methods that aim at one")
+    seeds: list = option([0], help="one trial per seed for every configuration")
+    task_options: dict = option({}, help="the task's options (lists are grids)")
+    resources: Resources = option(Resources(), help="per-trial resources")
+    failure: Failure = option(Failure(), help="retry policy")
+    description: str = option("", help="free text, kept with the results")
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

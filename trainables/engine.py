@@ -109,10 +109,6 @@ class DeepSpeedEngine(TorchEngine):
     def step(self) -> None:
         self.engine.step()
 
-    def set_lr(self, lr: float) -> None:
-        for group in self.engine.optimizer.param_groups:
-            group["lr"] = lr
-
     def state_dict(self) -> dict[str, Any]:
         # ZeRO's optimizer state also holds DeepSpeed objects (zero stage, slice mappings, a static loss scaler):
         # structure fixed by the configuration. Keep only plain data, so checkpoints load with weights_only.

@@ -15,39 +15,36 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from methods.base import option
 from trainables import imagenet
 from trainables.resnet import ResNet50
 from trainables.tasks import Task, param_groups, register
 
 
-def _f(default=dataclasses.MISSING, help=""):
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
 @dataclasses.dataclass(frozen=True)
 class ResNetOptions:
-    data_dir: str = _f(help="ImageNet folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG, or 'synthetic'")
-    train_steps: int = _f(128_000, "optimizer steps")
-    batch_size: int = _f(1024, "global batch (all workers together)")
-    micro_batch_size: int = _f(0, "per-worker micro-batch; smaller than the per-worker batch = accumulation (0: no)")
-    lr_per_256: float = _f(0.1, "learning rate per 256 images (0.4 at batch 1024)")
-    warmup_epochs: float = _f(5.0, "linear warmup from 0")
-    decay_epochs: list = _f([30, 60, 80], "epochs at which the rate is multiplied by decay_factor")
-    decay_factor: float = _f(0.1, "step decay factor")
-    momentum: float = _f(0.9, "SGD momentum (Nesterov)")
-    nesterov: bool = _f(True, "Nesterov momentum")
-    weight_decay: float = _f(1e-4, "L2 on conv and FC kernels only")
-    label_smoothing: float = _f(0.1, "label smoothing (study's grid: 0, 0.1)")
-    width: int = _f(64, "base width (64 is ResNet-50; tests use narrow nets)")
-    image_size: int = _f(224, "training and evaluation crop")
-    resize_size: int = _f(256, "evaluation resize of the shorter side before the centre crop")
-    eval_every: int = _f(5_000, "steps between evaluations (each one also checkpoints)")
-    eval_batch_size: int = _f(250, "per-worker evaluation batch")
-    loader_workers: int = _f(8, "data-loading processes per worker")
-    synthetic_images: int = _f(imagenet.TRAIN_IMAGES, "training set size in synthetic mode (sets the epoch length)")
-    synthetic_classes: int = _f(1000, "classes in synthetic mode")
+    data_dir: str = option(help="ImageNet folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG, or 'synthetic'")
+    train_steps: int = option(128_000, "optimizer steps")
+    batch_size: int = option(1024, "global batch (all workers together)")
+    micro_batch_size: int = option(
+        0, "per-worker micro-batch; smaller than the per-worker batch = accumulation (0: no)"
+    )
+    lr_per_256: float = option(0.1, "learning rate per 256 images (0.4 at batch 1024)")
+    warmup_epochs: float = option(5.0, "linear warmup from 0")
+    decay_epochs: list = option([30, 60, 80], "epochs at which the rate is multiplied by decay_factor")
+    decay_factor: float = option(0.1, "step decay factor")
+    momentum: float = option(0.9, "SGD momentum (Nesterov)")
+    nesterov: bool = option(True, "Nesterov momentum")
+    weight_decay: float = option(1e-4, "L2 on conv and FC kernels only")
+    label_smoothing: float = option(0.1, "label smoothing (study's grid: 0, 0.1)")
+    width: int = option(64, "base width (64 is ResNet-50; tests use narrow nets)")
+    image_size: int = option(224, "training and evaluation crop")
+    resize_size: int = option(256, "evaluation resize of the shorter side before the centre crop")
+    eval_every: int = option(5_000, "steps between evaluations (each one also checkpoints)")
+    eval_batch_size: int = option(250, "per-worker evaluation batch")
+    loader_workers: int = option(8, "data-loading processes per worker")
+    synthetic_images: int = option(imagenet.TRAIN_IMAGES, "training set size in synthetic mode (sets the epoch length)")
+    synthetic_classes: int = option(1000, "classes in synthetic mode")
 
     def __post_init__(self):
         for name in ("train_steps", "batch_size", "eval_every", "eval_batch_size", "width", "image_size"):

@@ -10,25 +10,22 @@ from typing import Literal
 import torch
 from torch import nn
 
+from methods.base import option
 from trainables.tasks import Task, param_groups
-
-
-def _f(default, help):
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass(frozen=True)
 class RecipeOptions:
-    epochs: int = _f(50, "training epochs")
-    batch_size: int = _f(128, "minibatch size; the last partial batch of an epoch is dropped")
-    optimizer: Literal["sgd", "adam"] = _f("sgd", "SGD with momentum, or Adam")
-    lr: float = _f(0.1, "learning rate")
-    lr_schedule: Literal["cosine", "multistep", "constant"] = _f(
+    epochs: int = option(50, "training epochs")
+    batch_size: int = option(128, "minibatch size; the last partial batch of an epoch is dropped")
+    optimizer: Literal["sgd", "adam"] = option("sgd", "SGD with momentum, or Adam")
+    lr: float = option(0.1, "learning rate")
+    lr_schedule: Literal["cosine", "multistep", "constant"] = option(
         "cosine", "per-epoch schedule: cosine to 0; x0.1 at 30% and 60% of epochs; or constant"
     )
-    momentum: float = _f(0.9, "SGD momentum (ignored by Adam)")
-    weight_decay: float = _f(5e-4, "L2 weight decay on the model's parameters (never on a method's own)")
-    eval_every: int = _f(390, "steps between evaluations (each one also checkpoints)")
+    momentum: float = option(0.9, "SGD momentum (ignored by Adam)")
+    weight_decay: float = option(5e-4, "L2 weight decay on the model's parameters (never on a method's own)")
+    eval_every: int = option(390, "steps between evaluations (each one also checkpoints)")
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_every"):
