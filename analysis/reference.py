@@ -56,6 +56,9 @@ RESNET50 = "resnet50_imagenet"
 TRANSFORMER = "transformer_wmt14_ende"
 TASKS = (RESNET50, TRANSFORMER)
 METRICS = {RESNET50: "top1", TRANSFORMER: "bleu_tokenized"}
+METRIC_DETAILS = {
+    TRANSFORMER: "newstest2014; moses replace-unicode-punctuation + tokenizer -l de + ATAT compound split; multi-bleu"
+}
 LEVELS = {TRANSFORMER: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98), RESNET50: (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)}
 VD_THRESHOLDS = tuple(0.5 * i for i in range(11))
 TARGETED = ("magnitude", "random")  # methods that aim at a target sparsity (part of their configuration)
@@ -74,6 +77,8 @@ TRIAL_DTYPES = {
     "source": "str",
     "status": "str",
     "metric": "str",
+    "primary": "bool",
+    "metric_detail": "str",
     "mode": "str",
     "value": "float64",
     "sparsity": "float64",
@@ -349,6 +354,8 @@ def _keys(frame: pd.DataFrame, f: _File, hps: list[str]) -> pd.DataFrame:
             "source": SOURCE,
             "status": "completed",
             "metric": METRICS[f.task],
+            "primary": True,
+            "metric_detail": METRIC_DETAILS.get(f.task),
             "mode": "max",
             "wall_time_s": math.nan,
         },

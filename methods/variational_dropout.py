@@ -2,7 +2,9 @@
 
 Per weight θ a log σ²; log α = log σ² − log(θ² + 1e-8), clipped to ±8 in training (log σ² recomputed from the
 clipped value). Training uses the local reparameterisation trick: out = x·θ + sqrt(x²·σ² + 1e-8)·ε (Linear,
-Conv); an embedding samples θ + sqrt(σ² + 1e-8)·ε per looked-up row. Evaluation uses θ·[log α < t] with the
+Conv). A linear layer applied to a sequence ([batch, positions…, features]) draws one ε per example and output
+unit, shared by the positions, as the study's `broadcast_matmul_train` does; an embedding samples
+θ + sqrt(σ² + 1e-8)·ε per looked-up row. Evaluation uses θ·[log α < t] with the
 unclipped log α, at every threshold t of the config: each is an evaluation variant with its own rows.
 """
 
@@ -79,6 +81,10 @@ class VariationalDropout(LearnedSparsifier):
             return forward_with(module, x, theta) + std * torch.randn_like(std)
         mean = forward_with(module, x, theta)
         std = torch.sqrt(forward_with(module, x * x, variance, bias=False) + EPS)
+        if isinstance(module, nn.Linear) and std.ndim >= 3:
+            # the study's broadcast_matmul_train: one draw per (example, output unit), shared by its positions
+            shape = (std.shape[0], *([1] * (std.ndim - 2)), std.shape[-1])
+            return mean + std * torch.randn(shape, device=std.device, dtype=std.dtype)
         return mean + std * torch.randn_like(std)
 
     def penalty(self, step: int) -> torch.Tensor:

@@ -59,6 +59,7 @@ class RecordFailures(tune.Callback):
                     "source": "sweep",
                     "status": "failed",
                     "metric": result.get("metric"),
+                    "primary": True,
                     "value": float("nan"),
                     "sparsity": result.get("sparsity"),
                     "steps": result.get("step", 0),

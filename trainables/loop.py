@@ -97,7 +97,8 @@ def run_trial(
                 "evals": evals,
                 "wall_time_s": wall,
             }
-            session.report({**_metrics(latest[0], done), "resumed_from_step": resumed_from}, state)
+            others = {r["metric"]: r["value"] for r in latest[1:] if r["config_hash"] == latest[0]["config_hash"]}
+            session.report({**others, **_metrics(latest[0], done), "resumed_from_step": resumed_from}, state)
 
     if status == "diverged":
         wall = elapsed + time.perf_counter() - started
@@ -131,20 +132,38 @@ def _variants(trial, sparsifier):
     sparsifier.use_variant(sparsifier.eval_variants()[0])
 
 
+def evaluate_metrics(task, model) -> dict[str, float]:
+    """The task's metrics by name, its primary `metric` first."""
+    value = task.evaluate(model)
+    if not isinstance(value, dict):
+        return {task.metric: value}
+    if task.metric not in value:
+        raise KeyError(f"task {task.name} evaluated {sorted(value)} but not its metric {task.metric!r}")
+    return {task.metric: value[task.metric], **{k: v for k, v in value.items() if k != task.metric}}
+
+
+def _metric_fields(task, name: str) -> dict[str, Any]:
+    return {"metric": name, "primary": name == task.metric, "metric_detail": task.metric_details().get(name)}
+
+
 def _eval_rows(trial, task, model, sparsifier, step, loss, lr, wall) -> list[dict[str, Any]]:
-    return [
-        {
-            **keys,
-            "step": step,
-            "metric": task.metric,
-            "value": task.evaluate(model),
-            "sparsity": sparsifier.sparsity(),
-            "loss": loss,
-            "current_lr": lr,
-            "wall_time_s": wall,
-        }
-        for _, keys in _variants(trial, sparsifier)
-    ]
+    """One row per evaluation variant and metric: the first variant's primary metric first."""
+    rows = []
+    for _, keys in _variants(trial, sparsifier):
+        for name, value in evaluate_metrics(task, model).items():
+            rows.append(
+                {
+                    **keys,
+                    **_metric_fields(task, name),
+                    "step": step,
+                    "value": value,
+                    "sparsity": sparsifier.sparsity(),
+                    "loss": loss,
+                    "current_lr": lr,
+                    "wall_time_s": wall,
+                }
+            )
+    return rows
 
 
 def _metrics(row: dict[str, Any], done: bool) -> dict[str, Any]:
@@ -160,23 +179,25 @@ def _metrics(row: dict[str, Any], done: bool) -> dict[str, Any]:
 
 
 def _trial_rows(trial, task, sparsifier, last_evals, status, step, wall) -> list[dict[str, Any]]:
-    """One row per evaluation variant, from the final evaluation (`last_evals`, empty if it never came)."""
+    """One row per evaluation variant and metric, from the final evaluation (`last_evals`, empty if it never came)."""
+    final = {(r["config_hash"], r["metric"]): r["value"] for r in last_evals if status != "diverged"}
+    names = list(dict.fromkeys(r["metric"] for r in last_evals)) or [task.metric]
     rows = []
-    for i, (_, keys) in enumerate(_variants(trial, sparsifier)):
-        value = last_evals[i]["value"] if last_evals and status != "diverged" else float("nan")
-        rows.append(
-            {
-                **keys,
-                "source": "sweep",
-                "status": status,
-                "metric": task.metric,
-                "mode": task.mode,
-                "value": value,
-                "sparsity": sparsifier.sparsity(),
-                "steps": step,
-                "wall_time_s": wall,
-            }
-        )
+    for _, keys in _variants(trial, sparsifier):
+        for name in names:
+            rows.append(
+                {
+                    **keys,
+                    **_metric_fields(task, name),
+                    "source": "sweep",
+                    "status": status,
+                    "mode": task.mode,
+                    "value": final.get((keys["config_hash"], name), float("nan")),
+                    "sparsity": sparsifier.sparsity(),
+                    "steps": step,
+                    "wall_time_s": wall,
+                }
+            )
     return rows
 
 

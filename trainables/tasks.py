@@ -63,8 +63,14 @@ class Task:
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module) -> float:
+    def evaluate(self, model: nn.Module) -> float | dict[str, float]:
+        """The metric's value, or several metrics by name (the task's `metric` among them, the primary one that
+        tables and Tune use by default; each one becomes its own result rows)."""
         raise NotImplementedError
+
+    def metric_details(self) -> dict[str, str]:
+        """How a metric was computed, by metric name (e.g. sacreBLEU's signature); stored beside its values."""
+        return {}
 
 
 def param_groups(model: nn.Module, weight_decay: float, no_decay: list[nn.Parameter] = ()) -> list[dict]:
@@ -94,4 +100,4 @@ def names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from trainables import bars, cubist, resnet_task  # noqa: F401  (registers the built-in tasks)
+    from trainables import bars, cubist, resnet_task, transformer_task  # noqa: F401  (registers the built-in tasks)
