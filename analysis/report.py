@@ -26,12 +26,15 @@ class ReportError(ValueError):
 REFERENCES = ("gale2019",)
 
 
-def write_report(sweep_dir: str, heatmap_level: float | None = None, reference: str | None = None) -> Report:
+def write_report(
+    sweep_dir: str, heatmap_level: float | None = None, reference: str | None = None, metric: str | None = None
+) -> Report:
     """Write README.md, best.csv, metric_vs_sparsity.png and layer_sparsity.png under SWEEP_DIR/report/.
 
     The per-layer heatmap is drawn at `heatmap_level` (default: the highest level every sparse method reached).
     `reference="gale2019"` sets the State of Sparsity's published best-per-level results beside the sweep's own
-    when the sweep's task is one the study ran.
+    when the sweep's task is one the study ran. `metric` picks one of several evaluated metrics (default: the
+    task's primary one, e.g. the Transformer's tokenized BLEU rather than its sacreBLEU).
     """
     if reference is not None and reference not in REFERENCES:
         raise ReportError(f"unknown reference {reference!r}; available: {', '.join(REFERENCES)}")
@@ -40,6 +43,10 @@ def write_report(sweep_dir: str, heatmap_level: float | None = None, reference: 
     trials = read_table(sweep_dir, "trials")
     if trials.empty:
         raise ReportError(f"{sweep_dir}: no finished trials yet (nothing in {paths.table_dir(sweep_dir, 'trials')})")
+    try:
+        trials = tables.select_metric(trials, metric)
+    except ValueError as e:
+        raise ReportError(f"{sweep_dir}: {e}") from None
     learned = trials["target_sparsity"].isna()
     trials = tables.assign_levels(trials)
     folder = paths.report_dir(sweep_dir)
@@ -68,7 +75,7 @@ def write_report(sweep_dir: str, heatmap_level: float | None = None, reference: 
         sections += _learned(trials, learned)
     sections += ["## Achieved vs target sparsity", "", _audit(trials[~learned]), ""]
     if reference:
-        sections += _published(set(trials["task"]), best)
+        sections += _published(set(trials["task"]), best[best["metric"].isin(_reference_metrics())])
     failed = trials[trials["status"] != "completed"]
     if not failed.empty:
         columns = ["trial_id", "method", "target_sparsity", "status", "steps"]
@@ -126,6 +133,12 @@ def _learned(trials, learned) -> list[str]:
         tables.to_markdown(rows, index=False),
         "",
     ]
+
+
+def _reference_metrics() -> set[str]:
+    from analysis import reference
+
+    return set(reference.METRICS.values())
 
 
 def _published(tasks: set[str], best) -> list[str]:
@@ -204,6 +217,8 @@ def _audit(trials) -> str:
 
 
 _FIXED = {
+    "primary",
+    "metric_detail",
     "sweep",
     "trial_id",
     "parent_trial_id",

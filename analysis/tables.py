@@ -19,6 +19,22 @@ PERCENT_METRICS = {"accuracy", "top1", "top5"}
 AUDIT_TOLERANCE = 0.005  # achieved sparsity may miss the target by at most half a point
 
 
+def select_metric(trials: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """The rows of one metric: `metric`, or else each task's primary one. A task that evaluates several metrics
+    (e.g. the Transformer's two BLEU scores) writes one row per metric; files written before the `primary`
+    column existed hold one metric only. Rows of trials that never evaluated (failed) are always kept."""
+    if trials.empty or "metric" not in trials:
+        return trials
+    primary = trials["primary"].fillna(True).astype(bool) if "primary" in trials else pd.Series(True, trials.index)
+    unevaluated = trials["status"].ne("completed") & primary
+    if metric is None:
+        return trials[primary]
+    available = sorted(trials.loc[trials["status"] == "completed", "metric"].dropna().unique())
+    if metric not in available:
+        raise ValueError(f"no metric {metric!r} in these results; they have: {', '.join(available) or 'none'}")
+    return trials[trials["metric"].eq(metric) | unevaluated]
+
+
 def nominal_level(sparsity: Any, levels: tuple[float, ...], tolerance: float = LEVEL_TOLERANCE) -> np.ndarray:
     """The nominal level within `tolerance` of each achieved sparsity (NaN where none is): the study's rule."""
     achieved = np.asarray(sparsity, dtype=float)

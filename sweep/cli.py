@@ -91,14 +91,16 @@ def cmd_debug(args) -> int:
 
 
 def cmd_report(args) -> int:
-    _print_report(args.sweep_dir, args.heatmap_sparsity, args.reference)
+    _print_report(args.sweep_dir, args.heatmap_sparsity, args.reference, args.metric)
     return 0
 
 
-def _print_report(sweep_dir: str, heatmap_level: float | None = None, reference: str | None = None) -> None:
+def _print_report(
+    sweep_dir: str, heatmap_level: float | None = None, reference: str | None = None, metric: str | None = None
+) -> None:
     from analysis.report import write_report
 
-    report = write_report(sweep_dir, heatmap_level, reference)
+    report = write_report(sweep_dir, heatmap_level, reference, metric)
     print()
     print(report.markdown)
     print()
@@ -168,6 +170,12 @@ def parser() -> argparse.ArgumentParser:
         choices=["gale2019"],
         help="set published results beside the sweep's (gale2019: State of Sparsity, for "
         "resnet50_imagenet and transformer_wmt14_ende)",
+    )
+    report.add_argument(
+        "--metric",
+        metavar="NAME",
+        help="which metric to compare when the task evaluates several (default: its primary one; e.g. sacrebleu "
+        "instead of the Transformer's bleu_tokenized)",
     )
     report.set_defaults(func=cmd_report)
 
