@@ -166,10 +166,12 @@ def _published(tasks: set[str], best) -> list[str]:
 
 
 def _summary(trials) -> str:
-    counts = trials["status"].value_counts().to_dict()
+    one = trials.drop_duplicates("trial_id")
+    counts = one["status"].value_counts().to_dict()
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    rows = f", {len(trials)} result rows (one per evaluation variant)" if len(trials) > len(one) else ""
     return (
-        f"{len(trials)} trials ({parts}) of task {', '.join(sorted(trials['task'].unique()))}; "
+        f"{len(one)} trials ({parts}{rows}) of task {', '.join(sorted(trials['task'].unique()))}; "
         f"methods: {', '.join(sorted(trials['method'].unique()))}."
     )
 

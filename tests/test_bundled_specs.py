@@ -18,6 +18,11 @@ SIZES = {
     "resnet50_extended.yaml": 4,
     "demo.yaml": 22,
     "resnet50_tiny_cpu.yaml": 2,
+    "transformer_magnitude.yaml": 504,
+    "transformer_random.yaml": 504,
+    "transformer_variational_dropout.yaml": 432,
+    "transformer_l0.yaml": 864,
+    "transformer_tiny_cpu.yaml": 8,
 }
 
 
@@ -40,3 +45,23 @@ def test_vd_grid_ramps_are_the_studys_begin_end_pairs():
     }
     assert pairs == {(b, e) for b in (8000, 20000, 40000) for e in (68000, 76000, 100000)}
     assert {t.method_config["init_log_sigma2"] for t in trials} == {-15.0}
+
+
+@pytest.mark.parametrize("name", ["transformer_magnitude.yaml", "transformer_random.yaml"])
+def test_transformer_pruning_grid_is_the_studys(name):
+    trials = plan.expand(spec.load(os.path.join(os.path.dirname(demo_spec()), name)), "/tmp/unused")
+    pairs = {(t.method_config["begin_step"], t.method_config["end_step"]) for t in trials}
+    ends = {0: (3, 4, 5), 1: (3, 4, 5), 2: (3, 4, 5), 3: (4, 5), 4: (5,)}
+    assert pairs == {(b * 100_000, e * 100_000) for b, es in ends.items() for e in es}
+    assert {t.method_config["frequency"] for t in trials} == {1000, 10000}
+    assert {t.task_options["regularization"] for t in trials} == {"dropout+label_smoothing", "label_smoothing", "none"}
+    assert {t.target_sparsity for t in trials} == {0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98}
+
+
+def test_transformer_vd_evaluates_the_studys_eleven_thresholds():
+    trials = plan.expand(
+        spec.load(os.path.join(os.path.dirname(demo_spec()), "transformer_variational_dropout.yaml")), "/tmp/unused"
+    )
+    assert {tuple(t.method_config["thresholds"]) for t in trials} == {tuple(0.5 * i for i in range(11))}
+    assert all(t.method_config["ramp_start"] + t.method_config["ramp_length"] <= 500_001 for t in trials)
+    assert {t.method_config["weight"] for t in trials} == {2.222e-8, 8.889e-8, 1.556e-7, 2.222e-7}

@@ -4,6 +4,7 @@ narrow ResNet-50 data-parallel with magnitude pruning, through DeepSpeed (ZeRO-2
 from __future__ import annotations
 
 import glob
+import math
 import os
 
 import pyarrow.dataset as ds
@@ -66,3 +67,39 @@ def test_bundled_tiny_spec_runs_multi_worker_trials_back_to_back(tmp_path):
     assert "2/2 trials finished" in result.stdout and "| 0.8 |" in result.stdout
     trials = ds.dataset(str(tmp_path / "resnet50-tiny-cpu" / "results" / "trials")).to_table().to_pandas()
     assert sorted(trials["method"]) == ["magnitude", "random"] and (trials["metric"] == "top1").all()
+
+
+TRANSFORMER_SPEC = """
+name: two-workers-transformer
+task: transformer_wmt14_ende
+task_options: {{data_dir: synthetic, cache_dir: {cache}, synthetic_sentences: 4000, vocab_size: 300, d_model: 32,
+  d_ff: 64, heads: 4, layers: 1, batch_tokens: 2048, micro_batches: 2, train_steps: 60, warmup_steps: 20,
+  lr_constant: 0.5, regularization: none, eval_every: 30, eval_sentences: 30, extra_length: 5}}
+methods:
+  magnitude: {{begin_step: 5, end_step: 30, frequency: 5}}
+sparsity: [0.5]
+resources: {{workers: 2, engine: deepspeed, zero_stage: 2}}
+"""
+
+
+def test_two_deepspeed_workers_train_the_transformer(tmp_path):
+    """ZeRO-2 over gloo: token batches sharded over the ranks, accumulation, masks in step, BLEU decoded on both
+    ranks' halves of the evaluation sentences and gathered."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(TRANSFORMER_SPEC.format(cache=tmp_path / "cache"))
+    result = sparsity_cli("run", str(spec), "--storage", str(tmp_path), "--num-cpus", "3", timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep = tmp_path / "two-workers-transformer"
+    evals = ds.dataset(str(sweep / "results" / "evals")).to_table().to_pandas()
+    assert list(evals["step"]) == [30, 30, 60, 60] and list(evals["metric"][:2]) == ["bleu_tokenized", "sacrebleu"]
+    # an untrained model's loss is about ln(300 subwords) = 5.7
+    assert evals["loss"].iloc[-1] < min(evals["loss"].iloc[0], 0.6 * math.log(300)), evals["loss"]
+    assert evals["value"].notna().all()
+    trials = ds.dataset(str(sweep / "results" / "trials")).to_table().to_pandas()
+    assert (trials["sparsity"] - 0.5).abs().max() < 0.001 and (trials["status"] == "completed").all()
+    checkpoints = sorted(p for p in glob.glob(str(sweep / "train" / "*" / "checkpoint_*")) if os.path.isdir(p))
+    ranks = [torch.load(f"{checkpoints[-1]}/state-rank{r}.pt", weights_only=True) for r in (0, 1)]
+    masks = [r["sparsifier"]["masks"] for r in ranks]
+    assert "embedding.weight" in masks[0] and all(torch.equal(masks[0][k], masks[1][k]) for k in masks[0])
+    weights = [r["engine"]["model"] for r in ranks]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
