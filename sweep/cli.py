@@ -107,6 +107,13 @@ def _print_report(
     print(f"report: {os.path.join(report.folder, 'README.md')}")
 
 
+def _print_options(rows) -> None:
+    width = max((len(f) for f, _, _ in rows), default=0)
+    dwidth = min(max((len(d) for _, d, _ in rows), default=0), 24)
+    for field, default, help in rows:
+        print(f"  {field:<{width}}  {default:<{dwidth}}  {help}")
+
+
 def cmd_methods(args) -> int:
     import methods
     from sweep.spec import describe
@@ -114,8 +121,18 @@ def cmd_methods(args) -> int:
     for name in methods.names():
         cls = methods.get(name)
         print(f"{name}:{'' if cls.targets_sparsity else ' (no target sparsity)'}")
-        for field, default, help in describe(cls.Config):
-            print(f"  {field:<14} {default:<10} {help}")
+        _print_options(describe(cls.Config))
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from sweep.spec import describe
+    from trainables import tasks
+
+    for name in tasks.names():
+        cls = tasks.get(name)
+        print(f"{name}: metric {cls.metric} ({cls.mode}); task_options:")
+        _print_options(describe(cls.Options))
     return 0
 
 
@@ -193,6 +210,8 @@ def parser() -> argparse.ArgumentParser:
 
     meth = sub.add_parser("methods", help="list the registered methods and their options")
     meth.set_defaults(func=cmd_methods)
+    tasks_parser = sub.add_parser("tasks", help="list the registered tasks, their metric and their task_options")
+    tasks_parser.set_defaults(func=cmd_tasks)
     return p
 
 

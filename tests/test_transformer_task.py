@@ -152,3 +152,14 @@ def test_debug_runs_the_tiny_transformer_spec_in_one_process(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "variational_dropout" in result.stdout and "stopped at step 20: bleu_tokenized" in result.stdout
     assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("step")] == ["10", "20"]
+
+
+def test_sparsity_tasks_lists_the_transformer_and_its_options():
+    from tests.conftest import sparsity_cli
+
+    result = sparsity_cli("tasks", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "transformer_wmt14_ende: metric bleu_tokenized (max)" in result.stdout
+    assert "resnet50_imagenet: metric top1 (max)" in result.stdout
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith("regularization"))
+    assert "'dropout+label_smoothing'" in line
