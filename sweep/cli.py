@@ -22,6 +22,15 @@ def cmd_run(args) -> int:
     from sweep import runner, spec
 
     parsed = spec.load(args.spec)
+    if os.environ.get("SPARSITY_JOB"):
+        # A Ray job starts in its unpacked working dir, which a raylet may delete and unpack again under the
+        # driver (seen with two raylets on one host: os.getcwd() then fails at the end of tuner.fit). Work from
+        # absolute paths and a stable directory; imports still resolve through the unpacked dir's path.
+        args.spec = os.path.abspath(args.spec)
+        if "://" not in args.storage:
+            args.storage = os.path.abspath(args.storage)
+            os.makedirs(args.storage, exist_ok=True)
+        os.chdir(args.storage if "://" not in args.storage else os.path.expanduser("~"))
     outcome = runner.run(parsed, args.spec, args.storage, address=args.address, num_cpus=args.num_cpus)
     print(
         f"{outcome.completed}/{outcome.trials} trials finished in {outcome.wall_time_s:.0f} s; "
@@ -30,6 +39,96 @@ def cmd_run(args) -> int:
     if args.report or args.command == "demo":
         _print_report(outcome.sweep_dir)
     return 0 if outcome.errored == 0 else 1
+
+
+def cmd_resume(args) -> int:
+    """Run a sweep again from the spec saved in its folder (when the original spec file is gone)."""
+    from sweep.spec import SpecError
+    from trainables import paths
+
+    folder = args.sweep_dir.rstrip("/")
+    if not os.path.exists(paths.manifest_file(folder)):
+        raise SpecError(f"{folder}: not a sweep folder (no {os.path.basename(paths.manifest_file(folder))})")
+    args.spec, args.storage = paths.spec_file(folder), os.path.dirname(os.path.abspath(folder))
+    return cmd_run(args)
+
+
+def _sweep_folder(args) -> str:
+    """A SWEEP argument: a sweep folder, or a sweep name under --storage."""
+    from trainables import paths
+
+    return args.sweep if os.path.isdir(args.sweep) else paths.sweep_dir(args.storage, args.sweep)
+
+
+def cmd_submit(args) -> int:
+    from cluster import jobs
+    from sweep import plan, runner, spec
+    from trainables import paths
+
+    parsed = spec.load(args.spec)
+    storage = args.storage
+    if "://" not in storage and not os.path.isabs(storage):
+        storage = os.path.abspath(storage)
+        print(f"storage: {storage} (the cluster's nodes must see this path; use s3://... otherwise)")
+    folder = paths.sweep_dir(storage, parsed.name)
+    trials = plan.expand(parsed, folder, args.spec)
+    if "://" not in folder:
+        runner.check_existing(folder, trials, args.spec)  # a different plan under this name is refused here
+    env = {"SPARSITY_STORAGE": storage, "SPARSITY_JOB": "1"}
+    sid, new = jobs.submit(args.spec, parsed.name, args.address, storage, args.install_deps, env_vars=env)
+    if not new:
+        print(f"sweep {parsed.name!r} already has an active job: {sid} (not submitted again)")
+    else:
+        print(f"submitted sweep {parsed.name!r} ({len(trials)} trials) as job {sid} to {args.address}")
+    print(f"  sparsity status {parsed.name} --storage {storage} --address {args.address}")
+    print(f"  sparsity logs {parsed.name} --address {args.address}")
+    if args.wait:
+        final = jobs.wait(args.address, sid, args.wait)
+        print(f"job {sid}: {final}")
+        return 0 if final == "SUCCEEDED" else 1
+    return 0
+
+
+def cmd_status(args) -> int:
+    from analysis.load import read_table
+    from trainables import paths
+
+    folder = _sweep_folder(args)
+    name = os.path.basename(folder.rstrip("/"))
+    manifest = paths.manifest_file(folder)
+    if os.path.exists(manifest):
+        import json
+
+        with open(manifest) as f:
+            planned = len(json.load(f)["trial_ids"])
+        trials = read_table(folder, "trials")
+        done = trials.drop_duplicates("trial_id") if not trials.empty else trials
+        counts = done["status"].value_counts().to_dict() if not done.empty else {}
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none finished yet"
+        evals = read_table(folder, "evals")
+        running = set(evals["trial_id"]) - set(done.get("trial_id", [])) if not evals.empty else set()
+        print(f"sweep {name!r} at {folder}: {planned} trials planned; {parts}; {len(running)} in progress")
+    elif not args.address:
+        from sweep.spec import SpecError
+
+        raise SpecError(f"{folder}: no sweep there (give its folder, or --storage, or --address for its jobs)")
+    if args.address:
+        from cluster import jobs
+
+        rows = jobs.status(args.address, name)
+        print(f"jobs of sweep {name!r} at {args.address}:" if rows else f"no jobs of sweep {name!r} at {args.address}")
+        for sid, state, started in rows:
+            print(f"  {sid:<40} {state:<10} started {started}")
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from cluster import jobs
+
+    sid, text = jobs.logs(args.address, os.path.basename(args.sweep.rstrip("/")), args.job)
+    print(f"--- logs of job {sid} ---")
+    print(text, end="")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -160,6 +259,35 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="path to the sweep spec (YAML)")
     run.add_argument("--report", action="store_true", help="write and print the report at the end")
     run.set_defaults(func=cmd_run)
+
+    resume = with_ray(
+        sub.add_parser("resume", help="resume a sweep from the spec saved in its folder (if the spec file is gone)")
+    )
+    resume.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo")
+    resume.add_argument("--report", action="store_true", help="write and print the report at the end")
+    resume.set_defaults(func=cmd_resume, command="resume")
+
+    submit = with_storage(
+        sub.add_parser("submit", help="submit a sweep to a Ray cluster as a job (resumes it if it exists)")
+    )
+    submit.add_argument("spec", help="path to the sweep spec (YAML)")
+    submit.add_argument("--address", required=True, help="the cluster's job server, e.g. http://HEAD:8265")
+    submit.add_argument(
+        "--install-deps", action="store_true", help="have Ray pip-install the project's dependencies for the job"
+    )
+    submit.add_argument("--wait", type=float, metavar="S", help="wait up to S seconds for the job to end")
+    submit.set_defaults(func=cmd_submit)
+
+    status = with_storage(sub.add_parser("status", help="progress of a sweep (and its jobs, with --address)"))
+    status.add_argument("sweep", metavar="SWEEP", help="a sweep folder, or a sweep name under --storage")
+    status.add_argument("--address", help="also list the sweep's jobs on this job server (http://HEAD:8265)")
+    status.set_defaults(func=cmd_status)
+
+    logs = sub.add_parser("logs", help="the driver log of a sweep's latest job")
+    logs.add_argument("sweep", metavar="SWEEP", help="the sweep's name (or folder)")
+    logs.add_argument("--address", required=True, help="the cluster's job server, e.g. http://HEAD:8265")
+    logs.add_argument("--job", help="a specific submission id (default: the latest)")
+    logs.set_defaults(func=cmd_logs)
 
     demo = with_ray(
         with_storage(
