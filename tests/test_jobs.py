@@ -98,3 +98,20 @@ def test_submitted_sweep_completes_resubmits_idempotently_and_reports(two_nodes,
     changed.write_text(open(spec).read().replace("sparsity: [0.9]", "sparsity: [0.8]"))
     refused = sparsity_cli("submit", str(changed), "--address", two_nodes, "--storage", storage, timeout=120)
     assert refused.returncode == 2 and "different plan" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(ROOT, "cluster", "configs"))))
+def test_bundled_cluster_configs_parse_and_name_their_command(name):
+    import yaml
+
+    path = os.path.join(ROOT, "cluster", "configs", name)
+    with open(path) as f:
+        text = f.read()
+    assert yaml.safe_load(text)
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert any(("ray up" in h or "kubectl apply" in h) for h in header), "the header gives the command that uses it"
+
+
+def test_sparsity_resume_needs_a_sweep_folder(tmp_path):
+    result = sparsity_cli("resume", str(tmp_path), timeout=60)
+    assert result.returncode == 2 and "not a sweep folder" in result.stderr and result.stderr.count("\n") == 1

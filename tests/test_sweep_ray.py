@@ -256,3 +256,14 @@ def test_debug_mode_runs_the_same_trainable_without_ray(tiny_sweep, tmp_path):
     ray_rows = ray_rows[ray_rows["trial_id"] == debug_rows.loc[0, "trial_id"]].reset_index(drop=True)
     cols = [c for c in ray_rows.columns if c != "wall_time_s"]
     assert debug_rows[cols].equals(ray_rows[cols])  # same trainable code, same numbers
+
+
+def test_resume_runs_a_sweep_from_its_saved_spec(tiny_sweep):
+    """`sparsity resume SWEEP_DIR` needs no spec file: the sweep folder keeps its own copy. Nothing is re-run."""
+    _, sweep_dir, _ = tiny_sweep
+    folder = paths.table_dir(str(sweep_dir), "trials")
+    before = {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
+    result = sparsity_cli("resume", str(sweep_dir), "--num-cpus", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming sweep 'tiny'" in result.stdout and "2/2 trials finished" in result.stdout
+    assert {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)} == before
