@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from importlib import resources
@@ -180,10 +181,13 @@ def cmd_debug(args) -> int:
             )
 
     ckpt = os.path.join(folder, "checkpoints", trial.trial_id)
-    if args.fresh and os.path.isdir(ckpt):
+    if args.fresh:
         import shutil
 
-        shutil.rmtree(ckpt)
+        shutil.rmtree(ckpt, ignore_errors=True)
+        for table in ("evals", "trials", "layers"):  # a finished trial's rows would make it skip training
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(paths.result_file(folder, table, trial.trial_id))
     row = run_trial(trial, LocalSession(ckpt), device, max_steps=args.steps, on_step=log)
     print(f"{row['status']} at step {row['steps']}: {row['metric']} {row['value']:.4f}, sparsity {row['sparsity']:.4f}")
     return 0
@@ -333,7 +337,9 @@ def parser() -> argparse.ArgumentParser:
     debug.add_argument("--trial", type=int, default=0, help="index of the trial in `sparsity plan SPEC` (default 0)")
     debug.add_argument("--steps", type=int, help="stop after this many steps (default: the whole recipe)")
     debug.add_argument("--log-every", type=int, default=1, help="print every N-th step (default 1)")
-    debug.add_argument("--fresh", action="store_true", help="ignore a checkpoint left by an earlier debug run")
+    debug.add_argument(
+        "--fresh", action="store_true", help="start over: drop the checkpoint and rows of an earlier debug run"
+    )
     debug.set_defaults(func=cmd_debug)
 
     meth = sub.add_parser("methods", help="list the registered methods and their options")

@@ -252,6 +252,10 @@ def test_debug_mode_runs_the_same_trainable_without_ray(tiny_sweep, tmp_path):
         timeout=120,
     )
     assert full.returncode == 0 and "completed at step 780" in full.stdout, full.stdout + full.stderr
+    again = sparsity_cli("debug", os.path.join(SPECS, "tiny.yaml"), "--trial", "1", "--storage", str(tmp_path))
+    assert "completed at step 780" in again.stdout and not [
+        x for x in again.stdout.splitlines() if x.startswith("step")
+    ]
     debug_rows, ray_rows = read(tmp_path / "tiny-debug", "trials"), read(sweep_dir, "trials")
     ray_rows = ray_rows[ray_rows["trial_id"] == debug_rows.loc[0, "trial_id"]].reset_index(drop=True)
     cols = [c for c in ray_rows.columns if c != "wall_time_s"]
@@ -267,3 +271,41 @@ def test_resume_runs_a_sweep_from_its_saved_spec(tiny_sweep):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resuming sweep 'tiny'" in result.stdout and "2/2 trials finished" in result.stdout
     assert {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)} == before
+
+
+@pytest.mark.slow
+def test_sigkilled_driver_then_same_command_finishes_without_rerunning(tmp_path, write_spec):
+    """Kill the whole driver (its process group: the embedded Ray and the trials die with it) once some trials
+    have finished; the same command again restores the sweep, re-runs none of the finished trials and
+    completes the dataset with one row per trial."""
+    data = yaml.safe_load(open(os.path.join(SPECS, "tiny.yaml")))
+    data.update(name="driver-killed", sparsity=[0.5, 0.8, 0.9], seeds=[0, 1])
+    spec_path = write_spec(data)
+    storage = tmp_path / "store"
+    exe = os.path.join(os.path.dirname(sys.executable), "sparsity")
+    command = [exe, "run", spec_path, "--storage", str(storage), "--num-cpus", "2"]
+    trials_dir = storage / "driver-killed" / "results" / "trials"
+
+    def finished() -> dict[str, int]:
+        if not trials_dir.is_dir():
+            return {}
+        return {f: os.stat(trials_dir / f).st_mtime_ns for f in os.listdir(trials_dir) if not f.startswith(".")}
+
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 180
+    while len(finished()) < 3 and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+    before = finished()
+    assert driver.poll() is None and 3 <= len(before) < 12, f"{len(before)} trials done when the kill was due"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    time.sleep(2)  # let the orphaned Ray processes notice
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming sweep 'driver-killed'" in again.stdout and "12/12 trials finished" in again.stdout
+    after = finished()
+    rerun = [f for f in before if after[f] != before[f]]
+    assert rerun == [], f"{len(rerun)} of {len(before)} finished trials were run again"
+    trials = read(storage / "driver-killed", "trials")
+    assert len(trials) == 12 == trials["trial_id"].nunique() and (trials["status"] == "completed").all()

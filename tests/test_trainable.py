@@ -136,3 +136,21 @@ def test_seed_changes_data_order_and_init(tmp_path):
     la, lc = (table(tmp_path / x, "evals")["loss"].tolist() for x in "ac")
     assert la != lc
     assert c["status"] == "completed"
+
+
+def test_a_trial_whose_results_say_finished_is_not_trained_again(tmp_path):
+    """The results are the record of a finished trial (Tune's snapshot may lag behind a killed driver), so a
+    restart that finds its final rows reports them and trains nothing, even from a fresh checkpoint folder."""
+    first = run_trial(make_trial(tmp_path), LocalSession(str(tmp_path / "ck0")))
+    files = sorted((tmp_path / "results").rglob("*.parquet"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    reports = []
+    again = run_trial(make_trial(tmp_path), LocalSession(str(tmp_path / "ck1"), on_report=reports.append))
+    assert [f.stat().st_mtime_ns for f in sorted((tmp_path / "results").rglob("*.parquet"))] == stamps
+    assert again["value"] == first["value"] and again["status"] == "completed"
+    assert len(reports) == 1 and reports[0]["done"] and reports[0]["already_finished"]
+    assert not (tmp_path / "ck1" / "state.pt").exists()  # nothing trained, nothing checkpointed
+    # a trial stopped early (debug --steps) is not finished: it continues
+    stopped = make_trial(tmp_path / "other")
+    assert run_trial(stopped, LocalSession(str(tmp_path / "ck2")), max_steps=130)["status"] == "stopped"
+    assert run_trial(stopped, LocalSession(str(tmp_path / "ck2")))["status"] == "completed"

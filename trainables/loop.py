@@ -49,6 +49,16 @@ def run_trial(
     `max_steps` stops early (the debug mode): the trial then ends with status `stopped` at that step.
     `on_step(step, loss, lr, sparsifier)` is called after every step.
     """
+    done = _already_finished(trial) if max_steps is None else None
+    if done is not None:
+        metrics = {
+            "step": done["steps"],
+            "metric": done["metric"],
+            "value": done["value"],
+            done["metric"]: done["value"],
+        }
+        session.report({**metrics, "sparsity": done["sparsity"], "done": True, "already_finished": True}, None)
+        return done
     torch.set_num_threads(trial.threads)
     task, model, sparsifier, engine = build(trial, device or pick_device())
     state = session.restore() or {}
@@ -107,6 +117,19 @@ def run_trial(
         return rows[0]
     last = [row for row in evals if row["step"] == step]
     return _trial_rows(trial, task, sparsifier, last, status, step, last[0]["wall_time_s"])[0]
+
+
+def _already_finished(trial: Trial) -> dict[str, Any] | None:
+    """The trial's final row if its results say it finished (completed or diverged), else None.
+
+    Ray Tune snapshots its experiment state every few seconds; a driver killed between a trial's end and the
+    next snapshot restores that trial as unfinished, with an older checkpoint or none. The results are the
+    record: a trial that wrote its final rows is not trained again."""
+    rows = results.read_rows(trial, "trials")
+    if not rows or any(r["status"] not in ("completed", "diverged") for r in rows):
+        return None
+    primary = [r for r in rows if r.get("primary") in (True, None)]
+    return {**(primary or rows)[0], "wall_time_s": rows[0]["wall_time_s"]}
 
 
 def micro_batches(batch, n: int):

@@ -105,3 +105,11 @@ def write_rows(trial: Trial, table: str, rows: list[dict[str, Any]]) -> str:
     pq.write_table(arrow, tmp, filesystem=fs)
     fs.move(tmp, path)
     return path
+
+
+def read_rows(trial: Trial, table: str) -> list[dict[str, Any]]:
+    """This trial's rows of `table` as written by `write_rows` (empty if it wrote none)."""
+    fs, path = _filesystem(paths.result_file(trial.sweep_dir, table, trial.trial_id))
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        return []
+    return pq.read_table(path, filesystem=fs).to_pylist()
