@@ -18,9 +18,7 @@ from trainables.trial import Trial
 
 
 def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return tasks.world()[0]
 
 
 def pick_device() -> torch.device:

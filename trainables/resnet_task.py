@@ -18,7 +18,7 @@ from torch import nn
 from methods.base import option
 from trainables import imagenet
 from trainables.resnet import ResNet50
-from trainables.tasks import Task, param_groups, register
+from trainables.tasks import Task, param_groups, register, world
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +56,6 @@ class ResNetOptions:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 @register
 class ResNet50ImageNet(Task):
     name = "resnet50_imagenet"
@@ -72,7 +66,7 @@ class ResNet50ImageNet(Task):
 
     def __init__(self, options: ResNetOptions, seed: int, device: torch.device):
         super().__init__(options, seed, device)
-        self.rank, self.world = _world()
+        self.rank, self.world = world()
         if options.batch_size % self.world:
             raise ValueError(f"batch_size {options.batch_size} does not split over {self.world} workers")
         self.local_batch = options.batch_size // self.world

@@ -73,6 +73,15 @@ class Task:
         return {}
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) of this data-parallel process; (0, 1) outside torch.distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def param_groups(model: nn.Module, weight_decay: float, no_decay: list[nn.Parameter] = ()) -> list[dict]:
     skip = {id(p) for p in no_decay}
     groups = [{"params": [p for p in model.parameters() if id(p) not in skip], "weight_decay": weight_decay}]

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from methods.base import option
 from trainables import bleu, text
-from trainables.tasks import Task, param_groups, register
+from trainables.tasks import Task, param_groups, register, world
 from trainables.transformer import PAD, Transformer, TransformerConfig, beam_search, greedy_decode
 
 REGULARIZATION = ("dropout+label_smoothing", "label_smoothing", "none")
@@ -74,10 +74,9 @@ class TransformerOptions:
     synthetic_sentences: int = option(20_000, "training pairs in synthetic mode")
 
     def __post_init__(self):
-        for name in ("vocab_size", "train_steps", "batch_tokens", "micro_batches", "max_length", "d_model", "d_ff"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("heads", "layers", "eval_every", "eval_batch_sentences", "beam", "synthetic_sentences"):
+        positive = ("vocab_size", "train_steps", "batch_tokens", "micro_batches", "max_length", "d_model", "d_ff")
+        positive += ("heads", "layers", "eval_every", "eval_batch_sentences", "beam", "synthetic_sentences")
+        for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.d_model % self.heads:
@@ -86,12 +85,6 @@ class TransformerOptions:
             raise ValueError("warmup_steps must be >= 1; eval_sentences and extra_length >= 0")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise ValueError("dropout and label_smoothing must be in [0, 1)")
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def synthetic_dir(options: TransformerOptions) -> str:
@@ -110,16 +103,14 @@ class TransformerWMT(Task):
     def __init__(self, options: TransformerOptions, seed: int, device: torch.device):
         super().__init__(options, seed, device)
         o = options
-        self.rank, self.world = _world()
-        self.data_dir = o.data_dir
-        if o.data_dir == "synthetic":
+        self.rank, self.world = world()
+        if o.data_dir == "synthetic":  # generated under cache_dir; its caches go beside it
             self.data_dir = text.write_synthetic_corpus(synthetic_dir(o), train=o.synthetic_sentences)
-        cache = o.cache_dir or None
-        if o.data_dir == "synthetic":
-            cache = None  # beside the generated corpus
-        self.cache = cache
+            self.cache = None
+        else:
+            self.data_dir, self.cache = o.data_dir, o.cache_dir or None
         self.sp = text.subword_model(
-            self.data_dir, o.train_split, o.src_lang, o.tgt_lang, o.vocab_size, cache_dir=cache
+            self.data_dir, o.train_split, o.src_lang, o.tgt_lang, o.vocab_size, cache_dir=self.cache
         )
         if o.batch_tokens % self.world:
             raise ValueError(f"batch_tokens {o.batch_tokens} does not split over {self.world} workers")
