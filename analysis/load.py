@@ -8,18 +8,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from trainables import paths  # file layout only (stdlib), no training code
+from trainables import paths, storage  # file layout and pyarrow filesystems only, no training code
 
 
 def read_table(sweep_dir: str, table: str) -> pd.DataFrame:
     """One results table of a sweep as a DataFrame (empty, with no columns, if nothing was written yet)."""
-    folder = paths.table_dir(sweep_dir, table)
-    if "://" not in folder and not os.path.isdir(folder):
+    fs, folder = storage.resolve(paths.table_dir(sweep_dir, table))
+    if not paths.is_uri(sweep_dir) and not os.path.isdir(folder):
         return pd.DataFrame()
-    dataset = ds.dataset(folder, format="parquet")
+    try:
+        dataset = ds.dataset(folder, format="parquet", filesystem=fs)
+    except FileNotFoundError:  # no object under that prefix yet
+        return pd.DataFrame()
     fragments = list(dataset.get_fragments())
     if not fragments:
         return pd.DataFrame()
     # files of one sweep share a schema; unify anyway so folders merged from several sweeps read whole
     schema = pa.unify_schemas([f.physical_schema for f in fragments], promote_options="permissive")
-    return ds.dataset(folder, format="parquet", schema=schema).to_table().to_pandas()
+    return ds.dataset(folder, format="parquet", schema=schema, filesystem=fs).to_table().to_pandas()

@@ -60,3 +60,27 @@ def layer_heatmap(layers: pd.DataFrame, best: pd.DataFrame, level: float, path: 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return grid
+
+
+def lth_bars(rows: pd.DataFrame, best: pd.DataFrame, path: str) -> str:
+    """The lottery-ticket study as grouped bars: per sparsity, the pruned model and each variant (best
+    configuration; mean ± sd over seeds), one panel per (child stage, parent method)."""
+    keys = ["stage", "parent_method", "target_sparsity", "variant", "config_hash"]
+    chosen = rows.merge(best[keys], on=keys)
+    panels = list(chosen.groupby(["stage", "parent_method"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(9.5 * len(panels), 4.5), squeeze=False)
+    order = list(dict.fromkeys(best["variant"]))
+    for ax, ((stage, method), data) in zip(axes[0], panels):
+        data = data.assign(sparsity=data["target_sparsity"].map(lambda s: f"{s:g}"))
+        sns.barplot(data=data, x="sparsity", y="value", hue="variant", hue_order=order, errorbar="sd", ax=ax)
+        ax.set_title(f"{stage}: masks from {method}")
+        ax.set_xlabel("sparsity of the mask")
+        ax.set_ylabel(f"{best['metric'].iloc[0]} (best config; mean ± sd over seeds)")
+        ax.grid(axis="y", alpha=0.3)
+        low = data["value"].min()
+        ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)))
+        ax.legend(title="variant", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

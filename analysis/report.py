@@ -1,15 +1,20 @@
-"""`sparsity report SWEEP_DIR`: the comparison a researcher reads, written to SWEEP_DIR/report/."""
+"""`sparsity report SWEEP_DIR`: the comparison a researcher reads, written to SWEEP_DIR/report/.
+
+The report is drawn into a local folder (matplotlib and pandas write files); for a sweep on a filesystem URI
+(s3://...) that folder is a temporary one, uploaded to the sweep's report/ when complete.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis import plots, tables
+from analysis import lth, plots, tables
 from analysis.load import read_table
-from trainables import paths
+from trainables import paths, storage
 
 
 @dataclass
@@ -27,35 +32,56 @@ REFERENCES = ("gale2019",)
 
 
 def write_report(
-    sweep_dir: str, heatmap_level: float | None = None, reference: str | None = None, metric: str | None = None
+    sweep_dir: str,
+    heatmap_level: float | None = None,
+    reference: str | None = None,
+    metric: str | None = None,
+    out: str | None = None,
 ) -> Report:
-    """Write README.md, best.csv, metric_vs_sparsity.png and layer_sparsity.png under SWEEP_DIR/report/.
+    """Write README.md, best.csv, metric_vs_sparsity.png and layer_sparsity.png under SWEEP_DIR/report/ (or `out`:
+    a folder or a URI), drawn locally first when the target is a URI.
 
     The per-layer heatmap is drawn at `heatmap_level` (default: the highest level every sparse method reached).
     `reference="gale2019"` sets the State of Sparsity's published best-per-level results beside the sweep's own
     when the sweep's task is one the study ran. `metric` picks one of several evaluated metrics (default: the
     task's primary one, e.g. the Transformer's tokenized BLEU rather than its sacreBLEU).
     """
+    target = out or paths.report_dir(sweep_dir)
+    if not paths.is_uri(target):
+        return _render(sweep_dir, target, heatmap_level, reference, metric)
+    with tempfile.TemporaryDirectory(prefix="sparsity-report-") as local:
+        report = _render(sweep_dir, local, heatmap_level, reference, metric)
+        storage.upload_dir(local, target)
+    return Report(target, report.markdown, report.trials)
+
+
+def _render(
+    sweep_dir: str, folder: str, heatmap_level: float | None, reference: str | None, metric: str | None
+) -> Report:
+    """The report of `sweep_dir` (a folder or URI), written into the local `folder`."""
     if reference is not None and reference not in REFERENCES:
         raise ReportError(f"unknown reference {reference!r}; available: {', '.join(REFERENCES)}")
-    if not os.path.isdir(sweep_dir):
-        raise ReportError(f"{sweep_dir}: no such sweep folder")
+    if not storage.is_dir(sweep_dir):
+        raise ReportError(f"{paths.redact(sweep_dir)}: no such sweep folder")
     trials = read_table(sweep_dir, "trials")
     if trials.empty:
-        raise ReportError(f"{sweep_dir}: no finished trials yet (nothing in {paths.table_dir(sweep_dir, 'trials')})")
+        where = paths.redact(paths.table_dir(sweep_dir, "trials"))
+        raise ReportError(f"{paths.redact(sweep_dir)}: no finished trials yet (nothing in {where})")
     try:
         trials = tables.select_metric(trials, metric)
     except ValueError as e:
-        raise ReportError(f"{sweep_dir}: {e}") from None
+        raise ReportError(f"{paths.redact(sweep_dir)}: {e}") from None
+    everything = tables.assign_levels(trials)  # all stages: the lottery-ticket section reads children too
+    if "stage" in trials:  # the method x sparsity comparison is of the first stage's methods
+        trials = trials[trials["stage"].fillna("main") == "main"]
     learned = trials["target_sparsity"].isna()
     trials = tables.assign_levels(trials)
-    folder = paths.report_dir(sweep_dir)
     os.makedirs(folder, exist_ok=True)
     best = tables.best_per_cell(trials)
     table = tables.to_markdown(tables.wide_table(best)) if not best.empty else "(no completed trials)"
     best.to_csv(os.path.join(folder, "best.csv"), index=False)
     sections = [
-        f"# Sweep report: {os.path.basename(sweep_dir.rstrip('/'))}",
+        f"# Sweep report: {paths.name(sweep_dir)}",
         "",
         _summary(trials),
         "",
@@ -74,6 +100,7 @@ def write_report(
     if learned.any():
         sections += _learned(trials, learned)
     sections += ["## Achieved vs target sparsity", "", _audit(trials[~learned]), ""]
+    sections += lth.section(everything, folder)
     if reference:
         sections += _published(set(trials["task"]), best[best["metric"].isin(_reference_metrics())])
     failed = trials[trials["status"] != "completed"]

@@ -11,6 +11,7 @@ job is not submitted twice.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -98,7 +99,8 @@ def submit(
         runtime_env = {"working_dir": folder, "env_vars": {"PYTHONUNBUFFERED": "1", **(env_vars or {})}}
         if install_deps:
             runtime_env["pip"] = dependencies()
-        entrypoint = f"python -m sweep.cli run spec.yaml --address auto --storage {storage}"
+        # quoted: a storage URI's query string (?a=1&b=2) would otherwise be split by the job's shell
+        entrypoint = f"python -m sweep.cli run spec.yaml --address auto --storage {shlex.quote(storage)}"
         try:
             client.submit_job(
                 entrypoint=entrypoint,

@@ -85,6 +85,10 @@ class Sparsifier:
         self.params = prunable_parameters(model)
         self._masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in self.params.items()}
 
+    def set_masks(self, masks: dict[str, torch.Tensor]) -> None:
+        """Start from these masks (after `prepare`), e.g. a parent trial's final masks in a dependent stage."""
+        self.load_state_dict({**self.state_dict(), "masks": masks})
+
     def penalty(self, step: int) -> torch.Tensor:
         """Regulariser added to the loss; zero for methods without one."""
         device = next(iter(self.params.values())).device

@@ -14,6 +14,14 @@ def _target(target: float | None) -> str:
     return "-" if target is None else f"{target:g}"
 
 
+def _what(cfg: dict) -> str:
+    """The method, or for a dependent stage's trial its variant (lottery, scratch_e, ...)."""
+    init = cfg.get("init") or {}
+    if not init:
+        return cfg["method"]
+    return init["variant"] + (f" @{init['rewind_step']}" if init.get("rewind_step") else "")
+
+
 class Progress(tune.Callback):
     """One line per finished trial (Tune's own tables are turned off)."""
 
@@ -32,10 +40,14 @@ class Progress(tune.Callback):
         )
         count = f"{len(finished):>{len(str(self.total))}}/{self.total} {time.time() - self.started:6.0f}s"
         target = _target(cfg["target_sparsity"])
-        return f"[{count}] {word:<8} {cfg['method']:<19} target {target:<5} seed {cfg['seed']}  {score}"
+        return f"[{count}] {word:<8} {_what(cfg):<19} target {target:<5} seed {cfg['seed']}  {score}"
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.say(self._line(trials, trial, "done"))
+        result = trial.last_result or {}
+        if result.get("status") == "diverged":  # a result, not a failure: never retried
+            self.say(self._line(trials, trial, "DIVERGED") + f"loss not finite at step {result.get('step')}")
+        else:
+            self.say(self._line(trials, trial, "done"))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.say(self._line(trials, trial, "FAILED") + f"  (see {trial.local_path})")

@@ -21,44 +21,69 @@ def _storage_default() -> str:
 
 def cmd_run(args) -> int:
     from sweep import runner, spec
+    from trainables import paths
 
-    parsed = spec.load(args.spec)
-    if os.environ.get("SPARSITY_JOB"):
-        # A Ray job starts in its unpacked working dir, which a raylet may delete and unpack again under the
-        # driver (seen with two raylets on one host: os.getcwd() then fails at the end of tuner.fit). Work from
-        # absolute paths and a stable directory; imports still resolve through the unpacked dir's path.
-        args.spec = os.path.abspath(args.spec)
-        if "://" not in args.storage:
-            args.storage = os.path.abspath(args.storage)
-            os.makedirs(args.storage, exist_ok=True)
-        os.chdir(args.storage if "://" not in args.storage else os.path.expanduser("~"))
-    outcome = runner.run(parsed, args.spec, args.storage, address=args.address, num_cpus=args.num_cpus)
+    with _local_spec(args.spec) as local:
+        parsed = spec.load(local)
+        if os.environ.get("SPARSITY_JOB"):
+            # A Ray job starts in its unpacked working dir, which a raylet may delete and unpack again under the
+            # driver (seen with two raylets on one host: os.getcwd() then fails at the end of tuner.fit). Work from
+            # absolute paths and a stable directory; imports still resolve through the unpacked dir's path.
+            local = os.path.abspath(local)
+            if not paths.is_uri(args.storage):
+                args.storage = os.path.abspath(args.storage)
+                os.makedirs(args.storage, exist_ok=True)
+            os.chdir(args.storage if not paths.is_uri(args.storage) else os.path.expanduser("~"))
+        outcome = runner.run(parsed, local, args.storage, address=args.address, num_cpus=args.num_cpus)
     print(
-        f"{outcome.completed}/{outcome.trials} trials finished in {outcome.wall_time_s:.0f} s; "
-        f"results in {outcome.sweep_dir}/results"
+        f"{outcome.completed}/{outcome.trials} trials finished in {outcome.wall_time_s:.0f} s"
+        + (f" ({outcome.skipped} of a later stage not run: see above)" if outcome.skipped else "")
+        + "; "
+        f"results in {paths.redact(paths.results_dir(outcome.sweep_dir))}"
     )
     if args.report or args.command == "demo":
         _print_report(outcome.sweep_dir)
     return 0 if outcome.errored == 0 else 1
 
 
+@contextlib.contextmanager
+def _local_spec(path: str):
+    """A spec file to read: the path itself, or a local copy of a spec on a filesystem URI (the copy a sweep keeps
+    on S3, which `sparsity resume s3://...` runs from)."""
+    from trainables import paths, storage
+
+    if not paths.is_uri(path):
+        yield path
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sparsity-spec-") as folder:
+        local = os.path.join(folder, paths.name(path))
+        with open(local, "wb") as f:
+            f.write(storage.read_bytes(path))
+        yield local
+
+
 def cmd_resume(args) -> int:
     """Run a sweep again from the spec saved in its folder (when the original spec file is gone)."""
     from sweep.spec import SpecError
-    from trainables import paths
+    from trainables import paths, storage
 
-    folder = args.sweep_dir.rstrip("/")
-    if not os.path.exists(paths.manifest_file(folder)):
-        raise SpecError(f"{folder}: not a sweep folder (no {os.path.basename(paths.manifest_file(folder))})")
-    args.spec, args.storage = paths.spec_file(folder), os.path.dirname(os.path.abspath(folder))
+    folder = args.sweep_dir if paths.is_uri(args.sweep_dir) else args.sweep_dir.rstrip("/")
+    manifest = paths.manifest_file(folder)
+    if not storage.exists(manifest):
+        raise SpecError(f"{paths.redact(folder)}: not a sweep folder (no {paths.name(manifest)})")
+    args.spec, args.storage = paths.spec_file(folder), paths.parent(folder)
     return cmd_run(args)
 
 
 def _sweep_folder(args) -> str:
-    """A SWEEP argument: a sweep folder, or a sweep name under --storage."""
+    """A SWEEP argument: a sweep folder (a path or URI), or a sweep name under --storage."""
     from trainables import paths
 
-    return args.sweep if os.path.isdir(args.sweep) else paths.sweep_dir(args.storage, args.sweep)
+    if paths.is_uri(args.sweep) or os.path.isdir(args.sweep):
+        return args.sweep
+    return paths.sweep_dir(args.storage, args.sweep)
 
 
 def cmd_submit(args) -> int:
@@ -92,27 +117,30 @@ def cmd_submit(args) -> int:
 
 def cmd_status(args) -> int:
     from analysis.load import read_table
-    from trainables import paths
+    from trainables import paths, storage
 
     folder = _sweep_folder(args)
-    name = os.path.basename(folder.rstrip("/"))
+    name = paths.name(folder)
     manifest = paths.manifest_file(folder)
-    if os.path.exists(manifest):
+    if storage.exists(manifest):
         import json
 
-        with open(manifest) as f:
-            planned = len(json.load(f)["trial_ids"])
+        planned = len(json.loads(storage.read_text(manifest))["trial_ids"])
         trials = read_table(folder, "trials")
         done = trials.drop_duplicates("trial_id") if not trials.empty else trials
         counts = done["status"].value_counts().to_dict() if not done.empty else {}
         parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none finished yet"
         evals = read_table(folder, "evals")
         running = set(evals["trial_id"]) - set(done.get("trial_id", [])) if not evals.empty else set()
-        print(f"sweep {name!r} at {folder}: {planned} trials planned; {parts}; {len(running)} in progress")
+        print(
+            f"sweep {name!r} at {paths.redact(folder)}: {planned} trials planned; {parts}; {len(running)} in progress"
+        )
     elif not args.address:
         from sweep.spec import SpecError
 
-        raise SpecError(f"{folder}: no sweep there (give its folder, or --storage, or --address for its jobs)")
+        raise SpecError(
+            f"{paths.redact(folder)}: no sweep there (give its folder, or --storage, or --address for its jobs)"
+        )
     if args.address:
         from cluster import jobs
 
@@ -125,8 +153,9 @@ def cmd_status(args) -> int:
 
 def cmd_logs(args) -> int:
     from cluster import jobs
+    from trainables import paths
 
-    sid, text = jobs.logs(args.address, os.path.basename(args.sweep.rstrip("/")), args.job)
+    sid, text = jobs.logs(args.address, paths.name(args.sweep), args.job)
     print(f"--- logs of job {sid} ---")
     print(text, end="")
     return 0
@@ -144,8 +173,13 @@ def cmd_plan(args) -> int:
     parsed = spec.load(args.spec)
     trials = plan.expand(parsed, paths.sweep_dir(args.storage, parsed.name), args.spec)
     print(f"{parsed.name}: {len(trials)} trials of task {parsed.task} -> {paths.sweep_dir(args.storage, parsed.name)}")
+    index = {t.trial_id: i for i, t in enumerate(trials)}
     for i, t in enumerate(trials):
-        print(f"  [{i}] {t.trial_id}")
+        origin = f"  (stage {t.stage}, from [{index[t.parent_trial_id]}])" if t.parent_trial_id else ""
+        print(f"  [{i}] {t.trial_id}{origin}")
+    for name, stage in parsed.stages.items():
+        if stage.parents == "best":
+            print(f"stage {name}: parents: best, so only the children of each sparsity's best configuration run")
     return 0
 
 
@@ -156,18 +190,31 @@ def cmd_debug(args) -> int:
 
     from sweep import plan, spec
     from sweep.spec import SpecError
-    from trainables import paths
+    from trainables import paths, storage
     from trainables.loop import pick_device, run_trial
     from trainables.session import LocalSession
 
     parsed = spec.load(args.spec)
-    folder = paths.sweep_dir(args.storage, parsed.name) + "-debug"
+    folder = paths.sweep_dir(args.storage, parsed.name + "-debug")
     trials = plan.expand(parsed, folder, args.spec)
     if not 0 <= args.trial < len(trials):
         raise SpecError(f"{args.spec}: --trial {args.trial} is out of range; this spec has trials 0..{len(trials) - 1}")
     trial = dataclasses.replace(trials[args.trial], sweep_dir=folder, workers=1)
+    if trial.parent_trial_id:
+        from trainables import artifacts
+
+        if not artifacts.exists(folder, trial.parent_trial_id, artifacts.MASKS):
+            parent = next(i for i, t in enumerate(trials) if t.trial_id == trial.parent_trial_id)
+            raise SpecError(
+                f"{args.spec}: --trial {args.trial} (stage {trial.stage}) starts from trial [{parent}], which has not "
+                f"finished in {paths.redact(folder)}; run `sparsity debug {args.spec} --trial {parent}` first"
+            )
     device = pick_device()
-    print(f"debug: trial [{args.trial}] {trial.trial_id} on {device}; results and checkpoint in {folder}")
+    ckpt = os.path.join(_debug_checkpoints(folder), trial.trial_id)
+    print(
+        f"debug: trial [{args.trial}] {trial.trial_id} on {device}; results in {paths.redact(folder)}, "
+        f"checkpoint in {ckpt}"
+    )
     if parsed.resources.workers > 1:
         print(f"debug: one process instead of resources.workers {parsed.resources.workers} (same global batch)")
     started = time.perf_counter()
@@ -180,34 +227,48 @@ def cmd_debug(args) -> int:
                 flush=True,
             )
 
-    ckpt = os.path.join(folder, "checkpoints", trial.trial_id)
     if args.fresh:
         import shutil
 
         shutil.rmtree(ckpt, ignore_errors=True)
         for table in ("evals", "trials", "layers"):  # a finished trial's rows would make it skip training
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(paths.result_file(folder, table, trial.trial_id))
+            storage.delete_file(paths.result_file(folder, table, trial.trial_id))
     row = run_trial(trial, LocalSession(ckpt), device, max_steps=args.steps, on_step=log)
     print(f"{row['status']} at step {row['steps']}: {row['metric']} {row['value']:.4f}, sparsity {row['sparsity']:.4f}")
     return 0
 
 
+def _debug_checkpoints(folder: str) -> str:
+    """The debug trial's checkpoint folder: beside its results, or in the user's cache when those are on a
+    filesystem URI (the debug session saves plain local files)."""
+    from trainables import paths
+
+    if not paths.is_uri(folder):
+        return os.path.join(folder, "checkpoints")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "sparsity", "debug", paths.name(folder), "checkpoints")
+
+
 def cmd_report(args) -> int:
-    _print_report(args.sweep_dir, args.heatmap_sparsity, args.reference, args.metric)
+    _print_report(args.sweep_dir, args.heatmap_sparsity, args.reference, args.metric, args.out)
     return 0
 
 
 def _print_report(
-    sweep_dir: str, heatmap_level: float | None = None, reference: str | None = None, metric: str | None = None
+    sweep_dir: str,
+    heatmap_level: float | None = None,
+    reference: str | None = None,
+    metric: str | None = None,
+    out: str | None = None,
 ) -> None:
     from analysis.report import write_report
+    from trainables import paths
 
-    report = write_report(sweep_dir, heatmap_level, reference, metric)
+    report = write_report(sweep_dir, heatmap_level, reference, metric, out)
     print()
     print(report.markdown)
     print()
-    print(f"report: {os.path.join(report.folder, 'README.md')}")
+    print(f"report: {paths.redact(paths.join(report.folder, 'README.md'))}")
 
 
 def _print_options(rows) -> None:
@@ -247,7 +308,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--storage",
             default=_storage_default(),
-            help="root folder of sweeps (default: $SPARSITY_STORAGE or ./sweeps)",
+            help="root folder of sweeps, or a URI such as s3://bucket/prefix (default: $SPARSITY_STORAGE or ./sweeps)",
         )
         return sp
 
@@ -267,7 +328,9 @@ def parser() -> argparse.ArgumentParser:
     resume = with_ray(
         sub.add_parser("resume", help="resume a sweep from the spec saved in its folder (if the spec file is gone)")
     )
-    resume.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo")
+    resume.add_argument(
+        "sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo or s3://bucket/sweeps/demo"
+    )
     resume.add_argument("--report", action="store_true", help="write and print the report at the end")
     resume.set_defaults(func=cmd_resume, command="resume")
 
@@ -307,7 +370,12 @@ def parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
 
     report = sub.add_parser("report", help="write SWEEP_DIR/report/ (tables, plot) and print the table")
-    report.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo")
+    report.add_argument(
+        "sweep_dir", metavar="SWEEP_DIR", help="a sweep folder, e.g. sweeps/demo or s3://bucket/sweeps/demo"
+    )
+    report.add_argument(
+        "--out", metavar="DIR", help="write the report here instead of SWEEP_DIR/report/ (a folder or a URI)"
+    )
     report.add_argument(
         "--heatmap-sparsity",
         type=float,
@@ -353,11 +421,12 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.report import ReportError
     from cluster import ClusterError
     from sweep.spec import SpecError
+    from trainables.storage import StorageError
 
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, ReportError, ClusterError) as e:
+    except (SpecError, ReportError, ClusterError, StorageError) as e:
         print(f"sparsity: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `sparsity plan SPEC | head`

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import methods
 from sweep.spec import Spec, SpecError, grid
 from trainables import results, tasks
-from trainables.trial import Trial
+from trainables.trial import STAGE_COLUMNS, Trial
 
 
 def canonical(config: Any) -> dict[str, Any]:
@@ -51,7 +51,84 @@ def trial_id(method: str, target: float | None, digest: str, seed: int) -> str:
 
 
 def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
-    """All trials of a spec, in a stable order. Raises SpecError for combinations that cannot run."""
+    """All trials of a spec, stage by stage (the first stage, `main`, first), in a stable order. Raises SpecError
+    for combinations that cannot run."""
+    trials = _first_stage(spec, sweep_dir, source)
+    by_stage = {"main": trials}
+    for name, stage in spec.stages.items():
+        by_stage[name] = _children(spec, name, stage, by_stage[stage.parent], source)
+    keep: dict[str, set[int]] = {}
+    for name, stage in spec.stages.items():
+        if "lottery" in stage.variants:
+            for child in by_stage[name]:
+                if child.init["rewind_step"]:
+                    keep.setdefault(child.parent_trial_id, set()).add(child.init["rewind_step"])
+    every = [t for stage in by_stage.values() for t in stage]
+    return [
+        dataclasses.replace(t, keep_steps=tuple(sorted(keep[t.trial_id]))) if t.trial_id in keep else t for t in every
+    ]
+
+
+def stage_of(trials: list[Trial]) -> dict[str, list[Trial]]:
+    """The trials by stage, in the order the stages run."""
+    out: dict[str, list[Trial]] = {}
+    for t in trials:
+        out.setdefault(t.stage, []).append(t)
+    return out
+
+
+def _children(spec: Spec, name: str, stage, parents: list[Trial], source: str) -> list[Trial]:
+    """One trial per (parent x variant x rewind step): the parent's task, its masks fixed, started as the variant
+    says (trainables/reinit.py). Its config hash is the parent's plus the variant, so seeds group as usual."""
+    from trainables.reinit import VARIANTS
+
+    task_cls = tasks.get(spec.task)
+    wanted = set(stage.methods) or {t.method for t in parents if t.method != "dense"}
+    children = []
+    for parent in (t for t in parents if t.method in wanted):
+        parent_options = task_cls.Options(**parent.task_options)
+        total = task_cls.total_steps_for(parent_options)
+        for variant in stage.variants:
+            weights, timed, aware = VARIANTS[variant]
+            for rewind in stage.rewind_step if weights == "parent" else [0]:
+                if rewind >= total:
+                    raise SpecError(
+                        f"{source}: stages.{name}.rewind_step: {rewind} is not before the end of the parents' "
+                        f"training ({total} steps)"
+                    )
+                factor = stage.time_multiplier if timed else 1.0
+                try:
+                    options = task_cls.lengthened(parent_options, factor) if factor != 1.0 else parent_options
+                except ValueError as e:
+                    raise SpecError(f"{source}: stages.{name}.variants: {variant}: {e}") from None
+                init = {
+                    "variant": variant,
+                    "weights": weights,
+                    "rewind_step": rewind,
+                    "sparsity_aware_init": aware,
+                    "time_multiplier": factor,
+                }
+                digest = hashlib.md5(f"{parent.config_hash},stage={name},{_stable(init)}".encode()).hexdigest()
+                child_id = trial_id(variant, parent.target_sparsity, digest, parent.seed)
+                init["init_seed"] = int(hashlib.md5(child_id.encode()).hexdigest()[:8], 16)  # not the parent's
+                children.append(
+                    dataclasses.replace(
+                        parent,
+                        trial_id=child_id,
+                        config_hash=digest,
+                        task_options=dataclasses.asdict(options),
+                        method="fixed_mask",
+                        method_config={},
+                        stage=name,
+                        parent_trial_id=parent.trial_id,
+                        init=init,
+                        keep_steps=(),
+                    )
+                )
+    return children
+
+
+def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
     task_cls = tasks.get(spec.task)
     hp_columns = hyperparameter_columns(spec, source)
     threads = max(1, int(spec.resources.cpus_per_worker))
@@ -89,6 +166,7 @@ def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
                                 zero_stage=spec.resources.zero_stage,
                                 workers=spec.resources.workers,
                                 gpus_per_worker=spec.resources.gpus_per_worker,
+                                worker_max_failures=spec.failure.worker_max_failures,
                             )
                         )
     ids = [t.trial_id for t in trials]
@@ -121,6 +199,9 @@ def hyperparameter_columns(spec: Spec, source: str = "<spec>") -> tuple[tuple[st
     columns: dict[str, str] = {}
     for m in spec.methods:
         columns.update(methods.get(m).variant_columns)
+    if spec.stages:
+        configs.append(("stages", methods.get("fixed_mask").Config))
+        columns.update(STAGE_COLUMNS)
     for where, cls in configs:
         for name, tp in typing.get_type_hints(cls).items():
             kind = _kind(tp)

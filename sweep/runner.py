@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import cluster  # noqa: F401  (sets Tune's environment before ray.tune is import
 from sweep import plan
 from sweep.spec import Spec, SpecError
 from trainables import paths
+from trainables import storage as store  # `storage` is run()'s argument
 from trainables.trial import Trial
 
 
@@ -30,6 +30,7 @@ class Outcome:
     completed: int
     errored: int
     wall_time_s: float
+    skipped: int = 0  # dependent-stage trials whose parent did not complete
 
 
 def plan_hash(trials: list[Trial]) -> str:
@@ -39,16 +40,15 @@ def plan_hash(trials: list[Trial]) -> str:
 def check_existing(sweep_dir: str, trials: list[Trial], spec_path: str) -> bool:
     """True if the sweep already exists with this plan; SpecError if it exists with another one."""
     manifest = paths.manifest_file(sweep_dir)
-    if not os.path.exists(manifest):
-        if os.path.isdir(sweep_dir) and os.listdir(sweep_dir):
+    if not store.exists(manifest):
+        if not store.is_empty_or_missing(sweep_dir):
             raise SpecError(f"{spec_path}: name: {sweep_dir} exists and is not a sweep folder; choose another name")
         return False
-    with open(manifest) as f:
-        old = json.load(f)
+    old = json.loads(store.read_text(manifest))
     if old.get("plan_hash") != plan_hash(trials):
         new_ids, old_ids = {t.trial_id for t in trials}, set(old.get("trial_ids", []))
         raise SpecError(
-            f"{spec_path}: name: sweep {os.path.basename(sweep_dir)!r} already exists at {sweep_dir} with a different "
+            f"{spec_path}: name: sweep {paths.name(sweep_dir)!r} already exists at {sweep_dir} with a different "
             f"plan ({len(new_ids - old_ids)} trials added, {len(old_ids - new_ids)} removed); "
             "use a new name, or delete that folder to start over"
         )
@@ -56,22 +56,25 @@ def check_existing(sweep_dir: str, trials: list[Trial], spec_path: str) -> bool:
 
 
 def write_manifest(sweep_dir: str, trials: list[Trial], spec_path: str) -> None:
-    os.makedirs(sweep_dir, exist_ok=True)
+    """The manifest (plan hash, trial ids, versions) and a copy of the spec, so `sparsity resume` needs only the
+    sweep folder. Each file is replaced whole."""
     import ray
     import torch
 
+    store.make_dirs(sweep_dir)
     manifest = {
         "plan_hash": plan_hash(trials),
         "trial_ids": [t.trial_id for t in trials],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "ray": ray.__version__},
     }
-    tmp = paths.manifest_file(sweep_dir) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(tmp, paths.manifest_file(sweep_dir))
-    if os.path.abspath(spec_path) != os.path.abspath(paths.spec_file(sweep_dir)):
-        shutil.copyfile(spec_path, paths.spec_file(sweep_dir))
+    store.write_text(paths.manifest_file(sweep_dir), json.dumps(manifest, indent=1))
+    target = paths.spec_file(sweep_dir)
+    if paths.is_uri(target) or os.path.abspath(spec_path) != os.path.abspath(target):
+        with open(spec_path, "rb") as f:
+            text = f.read()
+        if not store.exists(target) or store.read_bytes(target) != text:
+            store.write_bytes(target, text)
 
 
 def trial_cpus(spec: Spec) -> float:
@@ -121,11 +124,13 @@ def run(
     num_cpus: int | None = None,
     progress: bool = True,
 ) -> Outcome:
-    """Run (or resume) a sweep to the end. Validation errors raise SpecError before Ray starts."""
+    """Run (or resume) a sweep to the end. Validation errors raise SpecError, an unusable `storage` (a folder,
+    or a URI such as s3://bucket/prefix) StorageError, before Ray starts."""
     sweep_dir = paths.sweep_dir(storage, spec.name)
     trials = plan.expand(spec, sweep_dir, spec_path)
     if address is None:
         check_fits_locally(spec, spec_path, num_cpus)
+    store.check_root(storage)
     exists = check_existing(sweep_dir, trials, spec_path)
 
     from ray import tune
@@ -136,38 +141,99 @@ def run(
 
     res = spec.resources
     started = time.perf_counter()
+    errored, skipped = 0, 0
     with connect(address, num_cpus=num_cpus, dashboard=res.workers > 1):
         write_manifest(sweep_dir, trials, spec_path)
         # a multi-worker trial's own process only drives its Ray Train workers, which reserve their own resources
         driver = {"cpu": 1} if res.workers > 1 else {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
         fn = tune.with_resources(trainable, driver)
-        tune_dir = paths.tune_dir(sweep_dir)
-        concurrency = max_concurrent(spec)
-        reporter = Progress(len(trials), enabled=progress)
-        if exists and tune.Tuner.can_restore(tune_dir):
-            # the restored experiment keeps its own callbacks (pickled with it), progress included
-            reporter.say(f"resuming sweep {spec.name!r} from {tune_dir}")
-            tuner = tune.Tuner.restore(tune_dir, trainable=fn, resume_unfinished=True, resume_errored=True)
-        else:
-            tuner = tune.Tuner(
-                fn,
-                param_space={"trial": tune.grid_search([t.to_dict() for t in trials])},
-                tune_config=tune.TuneConfig(
-                    max_concurrent_trials=concurrency,
-                    trial_name_creator=_trial_name,
-                    reuse_actors=False if res.workers > 1 else None,  # a fresh driver process per Ray Train run
-                    trial_dirname_creator=_trial_name,
-                ),
-                run_config=tune.RunConfig(
-                    name=os.path.basename(tune_dir),
-                    storage_path=sweep_dir,
-                    verbose=0,
-                    callbacks=[reporter, RecordFailures()],
-                    failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                ),
-            )
-        reporter.say(f"sweep {spec.name!r}: {len(trials)} trials -> {sweep_dir}")
-        grid = tuner.fit()
-    errored = sum(r.error is not None for r in grid)
-    return Outcome(sweep_dir, len(trials), len(trials) - errored, errored, time.perf_counter() - started)
+        by_stage = plan.stage_of(trials)
+        for stage, members in by_stage.items():
+            label = f"sweep {spec.name!r}" + ("" if len(by_stage) == 1 else f", stage {stage!r}")
+            runnable, orphans, unchosen = members, 0, 0
+            if stage != "main":
+                runnable, orphans, unchosen = _runnable(members, trials, spec.stages[stage].parents)
+            if orphans:
+                print(f"{label}: {orphans} trials skipped: their parent did not complete")
+            if unchosen:
+                print(f"{label}: {unchosen} trials not run: their parent is not the best configuration at its sparsity")
+            skipped += orphans + unchosen
+            if not runnable:
+                continue
+            reporter = Progress(len(runnable), enabled=progress)
+            tune_dir = paths.tune_dir(sweep_dir, stage)
+            if exists and _launched(sweep_dir, stage, runnable) and tune.Tuner.can_restore(tune_dir):
+                # the restored experiment keeps its own callbacks (pickled with it), progress included
+                reporter.say(f"resuming {label} from {paths.redact(tune_dir)}")
+                tuner = tune.Tuner.restore(tune_dir, trainable=fn, resume_unfinished=True, resume_errored=True)
+            else:
+                _record_launch(sweep_dir, stage, runnable)
+                tuner = tune.Tuner(
+                    fn,
+                    param_space={"trial": tune.grid_search([t.to_dict() for t in runnable])},
+                    tune_config=tune.TuneConfig(
+                        max_concurrent_trials=max_concurrent(spec),
+                        trial_name_creator=_trial_name,
+                        reuse_actors=False if res.workers > 1 else None,  # a fresh driver process per Ray Train run
+                        trial_dirname_creator=_trial_name,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=paths.name(tune_dir),
+                        storage_path=sweep_dir,
+                        verbose=0,
+                        callbacks=[reporter, RecordFailures()],
+                        failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    ),
+                )
+            reporter.say(f"{label}: {len(runnable)} trials -> {paths.redact(sweep_dir)}")
+            errored += sum(r.error is not None for r in tuner.fit())
+    finished = len(trials) - errored - skipped
+    return Outcome(sweep_dir, len(trials), finished, errored, time.perf_counter() - started, skipped)
+
+
+def _runnable(children: list[Trial], trials: list[Trial], parents: str) -> tuple[list[Trial], int, int]:
+    """The children to launch: those whose parent completed (its final masks are theirs) and, with
+    `parents: best`, whose parent is of the best configuration at its method and sparsity (mean over seeds of
+    the primary metric). Also how many were left out for each reason. Read when the stage starts: dependent
+    stages run after the stage before them has ended."""
+    from trainables import results
+
+    by_id = {t.trial_id: t for t in trials}
+    rows = {}
+    for parent_id in dict.fromkeys(c.parent_trial_id for c in children):
+        found = results.read_rows(by_id[parent_id], "trials")
+        if found and all(r["status"] == "completed" for r in found):
+            rows[parent_id] = next(r for r in found if r.get("primary") in (True, None))
+    done = [c for c in children if c.parent_trial_id in rows]
+    if parents != "best" or not done:
+        return done, len(children) - len(done), 0
+    scores: dict[tuple, dict[str, list[float]]] = {}
+    for row in rows.values():
+        cell = (row["method"], row["target_sparsity"])
+        scores.setdefault(cell, {}).setdefault(row["config_hash"], []).append(row["value"])
+    best = set()
+    for cell, configs in scores.items():
+        mode = next(r["mode"] for r in rows.values() if (r["method"], r["target_sparsity"]) == cell)
+        sign = -1.0 if mode == "max" else 1.0
+        best.add(min(configs, key=lambda h: (sign * sum(configs[h]) / len(configs[h]), h)))
+    chosen = [c for c in done if by_id[c.parent_trial_id].config_hash in best]
+    return chosen, len(children) - len(done), len(done) - len(chosen)
+
+
+def _launch_file(sweep_dir: str, stage: str) -> str:
+    return paths.join(sweep_dir, f"tune-{stage}.trials")
+
+
+def _record_launch(sweep_dir: str, stage: str, runnable: list[Trial]) -> None:
+    """Which trials this stage's Tune experiment holds: a later run restores it only if that is still the set (a
+    dependent stage can grow when more parents completed, and a restored experiment cannot take new trials)."""
+    if stage != "main":
+        store.write_text(_launch_file(sweep_dir, stage), plan_hash(runnable))
+
+
+def _launched(sweep_dir: str, stage: str, runnable: list[Trial]) -> bool:
+    if stage == "main":  # the first stage always holds the whole first-stage plan
+        return True
+    where = _launch_file(sweep_dir, stage)
+    return store.exists(where) and store.read_text(where) == plan_hash(runnable)

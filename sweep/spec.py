@@ -39,6 +39,28 @@ class Resources:
 @dataclasses.dataclass(frozen=True)
 class Failure:
     max_failures: int = option(3, "times a crashed trial is restarted from its last checkpoint (-1: always)")
+    worker_max_failures: int = option(
+        2,
+        "multi-worker trials: times Ray Train restarts a crashed worker group from the trial's last checkpoint, "
+        "in place, before the trial itself counts as failed (-1: always)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A dependent stage (the lottery-ticket / scratch study): one child trial per (parent trial x variant),
+    trained with the parent's final masks fixed. YAML spells `parent` as `from`."""
+
+    variants: list = option(
+        help="per parent trial: scratch_e, scratch_b, lottery, sparsity_aware_init, scratch_b_sparsity_aware_init"
+    )
+    parent: str = option("main", "the stage whose trials are the parents: main (the spec's methods) or a stage")
+    methods: list = option([], "only parents trained with these methods (default: every method but dense)")
+    parents: Literal["all", "best"] = option(
+        "all", "all: every parent trial; best: the best configuration per method and sparsity (the study's choice)"
+    )
+    time_multiplier: float = option(2.0, "scratch_b variants train this many times the parent's length (study: 2)")
+    rewind_step: list = option([0], "lottery: the parent's weights after these steps (0: its initial weights)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +73,7 @@ class Spec:
     task_options: dict = option({}, help="the task's options (lists are grids)")
     resources: Resources = option(Resources(), help="per-trial resources")
     failure: Failure = option(Failure(), help="retry policy")
+    stages: dict = option({}, help="dependent stages by name (e.g. reinit: {from: main, variants: [lottery]})")
     description: str = option("", help="free text, kept with the results")
 
 
@@ -94,12 +117,15 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
     fields["task_options"] = build_fields(task_cls.Options, fields["task_options"], "task_options", fail, grid=True)
     _construct_all(task_cls.Options, fields["task_options"], "task_options", fail)
 
+    first_stage_methods = [m for m in method_names() if m != "fixed_mask"]  # fixed_mask: stages only
     if not fields["methods"]:
-        fail("methods", f"at least one method is required; registered: {', '.join(method_names())}")
+        fail("methods", f"at least one method is required; registered: {', '.join(first_stage_methods)}")
     parsed_methods = {}
     for name, options in fields["methods"].items():
-        if name not in method_names():
-            fail(f"methods.{name}", f"unknown method; registered: {', '.join(method_names())}")
+        if name == "fixed_mask":
+            fail(f"methods.{name}", "trains a parent's masks in a dependent stage; give it as a stage (see `stages`)")
+        if name not in first_stage_methods:
+            fail(f"methods.{name}", f"unknown method; registered: {', '.join(first_stage_methods)}")
         config = get_method(name).Config
         if isinstance(options, list):  # several grids, run as their union
             if not options:
@@ -156,10 +182,53 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
         fail("resources.max_concurrent_trials", "expected 0 (no limit) or a positive count")
     fields["resources"] = resources
     failure = Failure(**build_fields(Failure, given.get("failure"), "failure", fail, grid=False))
-    if failure.max_failures < -1:
-        fail("failure.max_failures", f"expected -1 (always) or a count >= 0, got {failure.max_failures}")
+    for name in ("max_failures", "worker_max_failures"):
+        if getattr(failure, name) < -1:
+            fail(f"failure.{name}", f"expected -1 (always) or a count >= 0, got {getattr(failure, name)}")
     fields["failure"] = failure
+    fields["stages"] = _stages(fields["stages"], list(parsed_methods), fail)
     return Spec(**fields)
+
+
+def _stages(given: Any, first_methods: list[str], fail) -> dict[str, Stage]:
+    """Validate the stages; each one's parent must be `main` or a stage listed before it."""
+    from trainables.reinit import VARIANTS
+
+    if not isinstance(given, dict):
+        fail("stages", f"expected a mapping of stage names to stages, got {_kind(given)}")
+    stages: dict[str, Stage] = {}
+    for name, data in given.items():
+        key = f"stages.{name}"
+        if not isinstance(name, str) or not NAME_RE.match(name) or name == "main":
+            fail(key, "a stage name is letters, digits, '.', '_', '-', and not 'main' (the first stage's name)")
+        if isinstance(data, dict) and "from" in data:
+            if "parent" in data:
+                fail(key, "give the parent stage once, as `from`")
+            data = {("parent" if k == "from" else k): v for k, v in data.items()}
+        if isinstance(data, dict) and isinstance(data.get("rewind_step"), int):
+            data = {**data, "rewind_step": [data["rewind_step"]]}  # one step, or a list of them
+        stage = Stage(**build_fields(Stage, data, key, fail, grid=False))
+        known = ["main", *stages]
+        if stage.parent not in known:
+            fail(f"{key}.from", f"unknown stage {stage.parent!r}; it must be one listed before: {', '.join(known)}")
+        if not stage.variants:
+            fail(f"{key}.variants", f"at least one variant is required: {', '.join(VARIANTS)}")
+        for i, variant in enumerate(stage.variants):
+            if variant not in VARIANTS:
+                fail(f"{key}.variants[{i}]", f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        _no_duplicates(stage.variants, f"{key}.variants", fail)
+        parent_methods = first_methods if stage.parent == "main" else ["fixed_mask"]
+        for i, method in enumerate(stage.methods):
+            if method not in parent_methods:
+                fail(f"{key}.methods[{i}]", f"{method!r} trains no trial of stage {stage.parent}: {parent_methods}")
+        if not stage.time_multiplier > 0:
+            fail(f"{key}.time_multiplier", f"expected a number > 0, got {stage.time_multiplier}")
+        for i, step in enumerate(stage.rewind_step):
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                fail(f"{key}.rewind_step[{i}]", f"expected a step >= 0, got {step!r}")
+        _no_duplicates(stage.rewind_step, f"{key}.rewind_step", fail)
+        stages[name] = stage
+    return stages
 
 
 def takes_list(tp: Any) -> bool:

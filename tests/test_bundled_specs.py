@@ -23,6 +23,10 @@ SIZES = {
     "transformer_variational_dropout.yaml": 432,
     "transformer_l0.yaml": 864,
     "transformer_tiny_cpu.yaml": 8,
+    "lottery_cubist.yaml": 15 + 15 * 5,
+    "lottery_bars_cnn.yaml": 6 + 6 * 4,
+    "resnet50_lottery.yaml": 324 + 324 * 5,  # children of the best configurations only run (parents: best)
+    "transformer_lottery.yaml": 504 + 504 * 5,
 }
 
 
@@ -65,3 +69,21 @@ def test_transformer_vd_evaluates_the_studys_eleven_thresholds():
     assert {tuple(t.method_config["thresholds"]) for t in trials} == {tuple(0.5 * i for i in range(11))}
     assert all(t.method_config["ramp_start"] + t.method_config["ramp_length"] <= 500_001 for t in trials)
     assert {t.method_config["weight"] for t in trials} == {2.222e-8, 8.889e-8, 1.556e-7, 2.222e-7}
+
+
+@pytest.mark.parametrize("name", ["resnet50_lottery.yaml", "transformer_lottery.yaml"])
+def test_lottery_specs_mirror_the_studys(name):
+    parsed = spec.load(os.path.join(os.path.dirname(demo_spec()), name))
+    stage = parsed.stages["reinit"]
+    assert stage.parents == "best" and stage.time_multiplier == 2.0
+    assert set(stage.variants) == {
+        "scratch_e",
+        "scratch_b",
+        "sparsity_aware_init",
+        "scratch_b_sparsity_aware_init",
+        "lottery",
+    }
+    trials = plan.expand(parsed, "/tmp/unused")
+    longer = [t for t in trials if t.init.get("variant") == "scratch_b"]
+    main = {t.trial_id: t for t in trials if t.stage == "main"}
+    assert all(t.task_options["train_steps"] == 2 * main[t.parent_trial_id].task_options["train_steps"] for t in longer)

@@ -22,6 +22,7 @@ PRUNABLE = ["emb.weight", "conv.weight", "lin.weight"]
 
 CONFIGS = {
     "dense": {},
+    "fixed_mask": {},
     "magnitude": dict(begin_step=0, end_step=20, frequency=5),
     "random": dict(begin_step=0, end_step=20, frequency=5),
     "variational_dropout": dict(weight=1e-3, thresholds=[0.5, 3.0], ramp="cubic", ramp_start=5, ramp_length=10),

@@ -6,7 +6,12 @@ from __future__ import annotations
 import glob
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 
+import psutil
 import pyarrow.dataset as ds
 import pytest
 import torch
@@ -28,26 +33,104 @@ resources: {{workers: 2, engine: {engine}, zero_stage: {stage}}}
 """
 
 
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+    """The two-worker sweep for an (engine, ZeRO stage), run once per module and shared by its tests."""
+    done = {}
+
+    def run(engine: str, stage: int):
+        if (engine, stage) not in done:
+            folder = tmp_path_factory.mktemp(f"{engine}{stage}")
+            spec = folder / "spec.yaml"
+            spec.write_text(SPEC.format(engine=engine, stage=stage))
+            result = sparsity_cli("run", str(spec), "--storage", str(folder), "--num-cpus", "4", timeout=400)
+            assert result.returncode == 0, result.stdout + result.stderr
+            done[engine, stage] = folder / "two-workers"
+        return done[engine, stage]
+
+    return run
+
+
+def rank_states(sweep) -> list[dict]:
+    """Both ranks' states from the trial's last Ray Train checkpoint."""
+    checkpoints = sorted(p for p in glob.glob(str(sweep / "train" / "*" / "checkpoint_*")) if os.path.isdir(p))
+    return [torch.load(f"{checkpoints[-1]}/state-rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
 @pytest.mark.parametrize("engine, stage", [("deepspeed", 2), ("torch", 0)])
-def test_two_workers_agree_on_masks_and_learn(tmp_path, engine, stage):
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC.format(engine=engine, stage=stage))
-    result = sparsity_cli("run", str(spec), "--storage", str(tmp_path), "--num-cpus", "4", timeout=400)
-    assert result.returncode == 0, result.stdout + result.stderr
-    sweep = tmp_path / "two-workers"
+def test_two_workers_agree_on_masks_and_learn(sweeps, engine, stage):
+    sweep = sweeps(engine, stage)
     evals = ds.dataset(str(sweep / "results" / "evals")).to_table().to_pandas()
     assert list(evals["step"]) == [4, 8, 12]  # one writer (rank 0), no duplicate rows
     assert evals["loss"].iloc[-1] < 0.6 * evals["loss"].iloc[0], evals
     trials = ds.dataset(str(sweep / "results" / "trials")).to_table().to_pandas()
     assert abs(trials.loc[0, "sparsity"] - 0.8) < 0.001 and trials.loc[0, "status"] == "completed"
-    checkpoints = sorted(p for p in glob.glob(str(sweep / "train" / "*" / "checkpoint_*")) if os.path.isdir(p))
-    ranks = [torch.load(f"{checkpoints[-1]}/state-rank{r}.pt", weights_only=True) for r in (0, 1)]
+    ranks = rank_states(sweep)
     masks = [r["sparsifier"]["masks"] for r in ranks]
     assert len(masks[0]) == 54 and all(torch.equal(masks[0][k], masks[1][k]) for k in masks[0])
     weights = [r["engine"]["model"] for r in ranks]
     params = [k for k in weights[0] if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     assert len(params) == 161 and all(torch.equal(weights[0][k], weights[1][k]) for k in params)  # replicas in step
     # (batch-norm running statistics are per rank: each updates them from its own shard)
+
+
+def test_a_sigkilled_train_worker_is_restarted_by_ray_train_not_tune(sweeps, tmp_path):
+    """SIGKILL one of the two Ray Train workers after the first checkpoint. Tune may not retry
+    (failure.max_failures: 0), so only Ray Train's own FailureConfig (failure.worker_max_failures) can bring the
+    trial home: it restarts the worker group from the checkpoint, and the trial ends exactly as the
+    uninterrupted run did: same rows, same masks, weights and sparsifier state on both ranks."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(engine="torch", stage=0) + "failure: {max_failures: 0, worker_max_failures: 2}\n")
+    exe = os.path.join(os.path.dirname(sys.executable), "sparsity")
+    driver = subprocess.Popen(
+        [exe, "run", str(spec), "--storage", str(tmp_path), "--num-cpus", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    killed = None
+    try:
+        deadline = time.time() + 300
+        while driver.poll() is None and time.time() < deadline and killed is None:
+            if glob.glob(str(tmp_path / "two-workers" / "train" / "*" / "checkpoint_*")):
+                workers = [p for p in psutil.Process(driver.pid).children(recursive=True) if _is_train_worker(p)]
+                if workers:
+                    killed = workers[-1].pid
+                    workers[-1].send_signal(signal.SIGKILL)
+            time.sleep(0.02)
+        out, _ = driver.communicate(timeout=400)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert killed is not None, "no Ray Train worker was found to kill"
+    assert driver.returncode == 0, out
+    assert "1/1 trials finished" in out and "retrying" not in out, out
+
+    sweep, straight = tmp_path / "two-workers", sweeps("torch", 0)
+    for table in ("evals", "trials", "layers"):
+        got, want = (ds.dataset(str(s / "results" / table)).to_table().to_pandas() for s in (sweep, straight))
+        cols = [c for c in want.columns if c != "wall_time_s"]
+        assert len(got) == len(want) > 0 and got[cols].equals(want[cols]), table
+    for got, want in zip(rank_states(sweep), rank_states(straight)):
+        for key in ("sparsifier", "engine", "step"):
+            assert _same(got[key], want[key]), key
+
+
+def _is_train_worker(proc) -> bool:
+    try:
+        return "RayTrainWorker" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def test_bundled_tiny_spec_runs_multi_worker_trials_back_to_back(tmp_path):

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 import methods
+from trainables import artifacts, reinit, results, tasks
 from trainables import engine as engines
-from trainables import results, tasks
 from trainables.session import Session
 from trainables.trial import Trial
 
@@ -25,14 +25,21 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build(trial: Trial, device: torch.device):
+def build(trial: Trial, device: torch.device, initial: dict[str, torch.Tensor] | None = None):
+    """Task, model, sparsifier and engine of a trial, as at step 0. `initial`, if given, receives a copy of the
+    model's step-0 weights before any mask (the lottery ticket's starting point)."""
     task_cls = tasks.get(trial.task)
     task = task_cls(task_cls.Options(**trial.task_options), trial.seed, device)
-    torch.manual_seed(trial.seed)  # model init
+    torch.manual_seed(trial.init.get("init_seed", trial.seed))  # model init (a dependent stage's own seed)
     model = task.build_model()
+    fixed = reinit.start(trial, model)  # a dependent stage's trial: its parent's masks, its starting weights
+    if initial is not None:
+        initial.update(artifacts.weights(model))
     method = methods.get(trial.method)
     sparsifier = method(method.Config(**trial.method_config), trial.target_sparsity, trial.seed)
     sparsifier.prepare(model)
+    if fixed is not None:
+        sparsifier.set_masks(fixed)
     sparsifier.apply_masks()
     optimizer = task.build_optimizer(model, no_decay=sparsifier.own_parameters())
     config = engines.EngineConfig(trial.engine, trial.zero_stage, task.micro_batches)
@@ -58,12 +65,15 @@ def run_trial(
         session.report({**metrics, "sparsity": done["sparsity"], "done": True, "already_finished": True}, None)
         return done
     torch.set_num_threads(trial.threads)
-    task, model, sparsifier, engine = build(trial, device or pick_device())
+    initial: dict[str, torch.Tensor] = {}
+    task, model, sparsifier, engine = build(trial, device or pick_device(), initial)
     state = session.restore() or {}
     if state:
         engine.load_state_dict(state["engine"])
         sparsifier.load_state_dict(state["sparsifier"])
         torch.set_rng_state(state["rng"])
+    elif _rank() == 0:
+        artifacts.save(trial.sweep_dir, trial.trial_id, artifacts.INIT, initial)
     step, evals = state.get("step", 0), state.get("evals", [])
     resumed_from = step
     elapsed, started = state.get("wall_time_s", 0.0), time.perf_counter()
@@ -84,6 +94,10 @@ def run_trial(
             break
         engine.step()
         sparsifier.after_step(step)
+        if step in trial.keep_steps and _rank() == 0:  # a later stage rewinds to these weights
+            artifacts.save(
+                trial.sweep_dir, trial.trial_id, artifacts.weights_file(step), artifacts.weights(model, set(initial))
+            )
         if on_step:
             on_step(step, loss.item(), lr, sparsifier)
 
@@ -238,6 +252,9 @@ def _write_final(trial, task, sparsifier, last_evals, status, step, wall) -> lis
             for name, mask in sparsifier.masks().items()
         ]
     if _rank() == 0:
+        if status != "diverged":  # a later stage's mask source; written before the rows that say "finished"
+            masks = {name: mask.detach().cpu().clone() for name, mask in sparsifier.masks().items()}
+            artifacts.save(trial.sweep_dir, trial.trial_id, artifacts.MASKS, masks)
         results.write_rows(trial, "layers", layers)
         results.write_rows(trial, "trials", rows)
     return rows

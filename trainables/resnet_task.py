@@ -92,6 +92,15 @@ class ResNet50ImageNet(Task):
     def total_steps_for(cls, options: ResNetOptions) -> int:
         return options.train_steps
 
+    @classmethod
+    def lengthened(cls, options: ResNetOptions, factor: float) -> ResNetOptions:
+        """More steps with the decay epochs scaled alike (the study's `lr_scaled` scratch-b runs); same warmup."""
+        return dataclasses.replace(
+            options,
+            train_steps=max(1, round(options.train_steps * factor)),
+            decay_epochs=[e * factor for e in options.decay_epochs],
+        )
+
     @property
     def micro_batches(self) -> int:
         micro = self.options.micro_batch_size or self.local_batch

@@ -7,7 +7,6 @@ replaces its own rows and never duplicates them; readers never see a half-writte
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from typing import Any
 
@@ -15,7 +14,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from trainables import paths
+from trainables import paths, storage
 from trainables.trial import Trial
 
 ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_()}
@@ -83,12 +82,6 @@ def key_fields(trial: Trial) -> dict[str, Any]:
     return {k: getattr(trial, k) for k in _KEYS}
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
-
-
 def write_rows(trial: Trial, table: str, rows: list[dict[str, Any]]) -> str:
     """Atomically replace this trial's file of `table` with `rows` (key and hyper-parameter columns added)."""
     sch = schema(table, trial.hp_columns)
@@ -98,7 +91,7 @@ def write_rows(trial: Trial, table: str, rows: list[dict[str, Any]]) -> str:
     base = {**key_fields(trial), **(hps if table in HP_TABLES else {})}
     full = [{**base, **row} for row in rows]
     arrow = pa.Table.from_pylist(full, schema=sch)
-    fs, path = _filesystem(paths.result_file(trial.sweep_dir, table, trial.trial_id))
+    fs, path = storage.resolve(paths.result_file(trial.sweep_dir, table, trial.trial_id))
     folder, name = path.rsplit("/", 1)
     fs.create_dir(folder, recursive=True)
     tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"  # dot-prefixed: pyarrow.dataset skips it
@@ -109,7 +102,7 @@ def write_rows(trial: Trial, table: str, rows: list[dict[str, Any]]) -> str:
 
 def read_rows(trial: Trial, table: str) -> list[dict[str, Any]]:
     """This trial's rows of `table` as written by `write_rows` (empty if it wrote none)."""
-    fs, path = _filesystem(paths.result_file(trial.sweep_dir, table, trial.trial_id))
+    fs, path = storage.resolve(paths.result_file(trial.sweep_dir, table, trial.trial_id))
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return []
     return pq.read_table(path, filesystem=fs).to_pylist()

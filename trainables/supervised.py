@@ -56,6 +56,11 @@ class SupervisedTask(Task):
     def total_steps_for(cls, options: RecipeOptions) -> int:
         return options.epochs * (len(cls.train_data()[0]) // options.batch_size)
 
+    @classmethod
+    def lengthened(cls, options: RecipeOptions, factor: float) -> RecipeOptions:
+        """More epochs; the per-epoch schedules (cosine, steps at 30% / 60%) stretch with them."""
+        return dataclasses.replace(options, epochs=max(1, round(options.epochs * factor)))
+
     def build_optimizer(self, model: nn.Module, no_decay: list[nn.Parameter] = ()) -> torch.optim.Optimizer:
         o = self.options
         groups = param_groups(model, o.weight_decay, no_decay)

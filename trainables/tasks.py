@@ -30,6 +30,11 @@ class Task:
     def total_steps_for(cls, options: Any) -> int:
         raise NotImplementedError
 
+    @classmethod
+    def lengthened(cls, options: Any, factor: float) -> Any:
+        """These options with training `factor` times as long, its schedule stretched with it (scratch-b)."""
+        raise ValueError(f"task {cls.name} does not know how to train {factor:g} times as long")
+
     @property
     def total_steps(self) -> int:
         return self.total_steps_for(self.options)

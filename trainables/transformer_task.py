@@ -130,6 +130,11 @@ class TransformerWMT(Task):
     def total_steps_for(cls, options: TransformerOptions) -> int:
         return options.train_steps
 
+    @classmethod
+    def lengthened(cls, options: TransformerOptions, factor: float) -> TransformerOptions:
+        """More steps under the same rsqrt schedule (it has no end to stretch)."""
+        return dataclasses.replace(options, train_steps=max(1, round(options.train_steps * factor)))
+
     @property
     def micro_batches(self) -> int:
         return self.options.micro_batches

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+# results columns of a dependent stage's trials (their `init`); null in first-stage rows
+STAGE_COLUMNS = {"variant": "str", "time_multiplier": "float", "rewind_step": "int", "sparsity_aware_init": "bool"}
+
 
 @dataclasses.dataclass(frozen=True)
 class Trial:
@@ -27,6 +30,10 @@ class Trial:
     workers: int = 1  # > 1: data-parallel Ray Train workers (trainables/train_adapter.py)
     gpus_per_worker: float = 0.0
     zero_stage: int = 0
+    worker_max_failures: int = 0  # multi-worker trials: Ray Train's own restarts of the worker group (-1: always)
+    # a dependent stage's trial: how it starts from its parent (trainables/reinit.py); empty in the first stage
+    init: dict[str, Any] = dataclasses.field(default_factory=dict)
+    keep_steps: tuple[int, ...] = ()  # steps after which the weights are kept for a later stage (late rewinding)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -35,8 +42,9 @@ class Trial:
     def from_dict(cls, d: dict[str, Any]) -> Trial:
         d = dict(d)
         d["hp_columns"] = tuple(tuple(c) for c in d.get("hp_columns", ()))
+        d["keep_steps"] = tuple(d.get("keep_steps", ()))
         return cls(**d)
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
-        return {**self.task_options, **self.method_config}
+        return {**self.task_options, **self.method_config, **{k: self.init[k] for k in STAGE_COLUMNS if k in self.init}}

@@ -36,6 +36,6 @@ def trainable(config: dict[str, Any]) -> None:
     if trial.workers > 1:
         from trainables.train_adapter import run_distributed
 
-        run_distributed(trial)
+        run_distributed(trial, trial.worker_max_failures)
     else:
         run_trial(trial, TuneSession())
