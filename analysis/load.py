@@ -13,13 +13,20 @@ from trainables import paths, storage  # file layout and pyarrow filesystems onl
 
 def read_table(sweep_dir: str, table: str) -> pd.DataFrame:
     """One results table of a sweep as a DataFrame (empty, with no columns, if nothing was written yet)."""
-    fs, folder = storage.resolve(paths.table_dir(sweep_dir, table))
+    where = paths.table_dir(sweep_dir, table)
+    fs, folder = storage.resolve(where)
     if not paths.is_uri(sweep_dir) and not os.path.isdir(folder):
         return pd.DataFrame()
     try:
-        dataset = ds.dataset(folder, format="parquet", filesystem=fs)
+        return _read(fs, folder)
     except FileNotFoundError:  # no object under that prefix yet
         return pd.DataFrame()
+    except storage.FAILURES as e:  # e.g. an object store refusing the credentials: one line, not a traceback
+        raise storage.StorageError(f"{paths.redact(where)}: {storage.reason(e, where)}") from None
+
+
+def _read(fs, folder: str) -> pd.DataFrame:
+    dataset = ds.dataset(folder, format="parquet", filesystem=fs)
     fragments = list(dataset.get_fragments())
     if not fragments:
         return pd.DataFrame()

@@ -42,6 +42,31 @@ _use_token_if_available()
 
 
 @contextlib.contextmanager
+def _addressed_by_its_processes() -> Iterator[None]:
+    """Start the embedded Ray on a GCS port chosen here, with RAY_ADDRESS naming it in the environment its
+    processes inherit. Ray Train's placement-group cleaner looks its cluster up by address, and with another Ray
+    on the machine (a second sweep, the two-node test cluster) it finds two, gives up, and the next
+    multi-worker trial waits forever for the CPUs of the last one (measured with Ray 2.60). `address="local"`
+    makes ray.init start a new instance whatever RAY_ADDRESS says; both variables are restored afterwards."""
+    from ray._private.services import get_node_ip_address
+
+    with socket.socket() as s:
+        s.bind(("", 0))
+        port = s.getsockname()[1]
+    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT")}
+    # the address the GCS serves on: the node's IP, as Ray picks it
+    os.environ.update(RAY_ADDRESS=f"{get_node_ip_address()}:{port}", RAY_GCS_SERVER_PORT=str(port))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
 def connect(
     address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None, dashboard: bool = False
 ) -> Iterator[None]:
@@ -62,9 +87,15 @@ def connect(
             _check_reachable(address)
             ray.init(address=address, **quiet)
         else:
-            ray.init(
-                num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard, dashboard_host="127.0.0.1", **quiet
-            )
+            with _addressed_by_its_processes():
+                ray.init(
+                    address="local",
+                    num_cpus=num_cpus,
+                    num_gpus=num_gpus,
+                    include_dashboard=dashboard,
+                    dashboard_host="127.0.0.1",
+                    **quiet,
+                )
     except ClusterError:
         raise
     except (ConnectionError, RuntimeError, ValueError) as e:

@@ -133,9 +133,29 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def test_bundled_tiny_spec_runs_multi_worker_trials_back_to_back(tmp_path):
-    """Two 2-worker trials in one sweep: the second must get the workers the first released (it hung, with
-    Ray 2.60, until the embedded Ray served the state API that Ray Train uses to free placement groups)."""
+@pytest.fixture
+def another_local_ray():
+    """A second embedded Ray on this machine (another user's sweep, say), for the test's duration."""
+    code = "import ray, sys; ray.init(num_cpus=1, include_dashboard=False); print('up', flush=True); sys.stdin.read()"
+    other = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert other.stdout.readline().strip() == "up"
+        yield
+    finally:
+        os.killpg(other.pid, signal.SIGKILL)
+        other.wait(timeout=30)
+
+
+def test_bundled_tiny_spec_runs_multi_worker_trials_back_to_back(tmp_path, another_local_ray):
+    """Two 2-worker trials in one sweep: the second must get the workers the first released. With Ray 2.60 it
+    hung until the embedded Ray served the state API that Ray Train uses to free placement groups, and again
+    when another Ray ran on the machine (the cleaner found two clusters and gave up): hence the second one."""
     result = sparsity_cli(
         "run",
         os.path.join(os.path.dirname(__file__), "..", "sweep", "specs", "resnet50_tiny_cpu.yaml"),

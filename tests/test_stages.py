@@ -93,7 +93,7 @@ def test_a_stage_named_main_is_refused(tmp_path):
 def test_every_trial_keeps_its_initial_weights_and_final_masks(trained):
     folder, parent, _ = trained
     sweep = parent.sweep_dir
-    init = artifacts.load(sweep, parent.trial_id, artifacts.INIT)
+    init = artifacts.load_weights(sweep, parent.trial_id, 0)
     initial = {}
     build(parent, torch.device("cpu"), initial)  # the same trial built again: its step-0 weights
     assert init.keys() == initial.keys() and all(torch.equal(init[k], initial[k]) for k in init)
@@ -106,20 +106,20 @@ def test_every_trial_keeps_its_initial_weights_and_final_masks(trained):
 def test_a_lottery_child_starts_from_its_parents_saved_step0_weights_exactly(trained):
     folder, parent, children = trained
     child = children["lottery", 0]
-    saved = artifacts.load(parent.sweep_dir, parent.trial_id, artifacts.INIT)
+    saved = artifacts.load_weights(parent.sweep_dir, parent.trial_id, 0)
     masks = artifacts.load(parent.sweep_dir, parent.trial_id, artifacts.MASKS)
     _, model, _, _ = build(child, torch.device("cpu"))
     state = model.state_dict()
     for name, value in saved.items():
         expected = value * masks[name] if name in masks else value
         assert torch.equal(state[name], expected), name
-    own = artifacts.load(child.sweep_dir, child.trial_id, artifacts.INIT)  # what the child itself recorded
+    own = artifacts.load_weights(child.sweep_dir, child.trial_id, 0)  # what the child itself recorded
     assert all(torch.equal(own[k], saved[k]) for k in saved)
 
 
 def test_late_rewinding_starts_from_the_parents_weights_after_step_k(trained, tmp_path):
     folder, parent, children = trained
-    saved = artifacts.load(parent.sweep_dir, parent.trial_id, artifacts.weights_file(50))
+    saved = artifacts.load_weights(parent.sweep_dir, parent.trial_id, 50)
     # the parent retrained for exactly 50 steps has those weights
     straight = plan.expand(spec.parse(stage_spec(rewind_step=[0, 50]), "s.yaml"), str(tmp_path))[0]
     states = []
@@ -149,8 +149,10 @@ def test_masks_stay_fixed_through_training_and_pruned_weights_stay_zero(trained,
 
     moved = dataclasses.replace(child, sweep_dir=str(tmp_path / "again"))
     # the parent's artifacts, where the moved child looks for them
-    for name in (artifacts.INIT, artifacts.MASKS):
-        artifacts.save(moved.sweep_dir, parent.trial_id, name, artifacts.load(parent.sweep_dir, parent.trial_id, name))
+    masks_file = artifacts.MASKS
+    artifacts.save(
+        moved.sweep_dir, parent.trial_id, masks_file, artifacts.load(parent.sweep_dir, parent.trial_id, masks_file)
+    )
     run_trial(moved, LocalSession(str(tmp_path / "ck")), on_step=check)
     assert seen == list(range(1, 781))
     final = artifacts.load(moved.sweep_dir, moved.trial_id, artifacts.MASKS)
@@ -318,3 +320,40 @@ def test_parents_best_keeps_the_children_of_the_best_configuration_per_sparsity(
     assert orphans == 1 and unchosen == 3
     everything, orphans, unchosen = runner._runnable(children, trials, "all")
     assert len(everything) == 7 and orphans == 1 and unchosen == 0
+
+
+def test_equal_weights_are_stored_once_and_checked_when_read(trained, tmp_path):
+    """The dense and the magnitude trial (same seed and model) and the lottery child start from the same
+    weights: one file for the three; scratch children have their own. A damaged file is refused, not loaded."""
+    folder, parent, children = trained
+    sweep = parent.sweep_dir
+    pointer = {}
+    for trial_id in os.listdir(paths.artifacts_dir(sweep)):
+        init = os.path.join(paths.artifacts_dir(sweep), trial_id, artifacts.INIT)
+        if os.path.exists(init):
+            pointer[trial_id] = yaml.safe_load(open(init))["sha256"]
+    dense = next(t for t in pointer if t.startswith("dense-"))
+    lottery = children["lottery", 0].trial_id
+    assert pointer[parent.trial_id] == pointer[dense] == pointer[lottery]
+    assert pointer[children["scratch_e", 0].trial_id] != pointer[parent.trial_id]
+    blobs = os.listdir(os.path.join(paths.artifacts_dir(sweep), "weights"))
+    step50 = yaml.safe_load(open(os.path.join(paths.artifacts_dir(sweep), parent.trial_id, "step-50.json")))["sha256"]
+    assert step50 == pointer[children["lottery", 50].trial_id]  # the late-rewinding child starts from them
+    assert sorted(blobs) == sorted(f"{h}.pt" for h in set(pointer.values()))
+
+    damaged = dataclass_copy(tmp_path, sweep, parent.trial_id)
+    blob = os.path.join(paths.artifacts_dir(damaged), "weights", f"{pointer[parent.trial_id]}.pt")
+    data = bytearray(open(blob, "rb").read())
+    data[-100] ^= 0xFF
+    open(blob, "wb").write(bytes(data))
+    with pytest.raises(ValueError, match="is corrupt"):
+        artifacts.load_weights(damaged, parent.trial_id, 0)
+
+
+def dataclass_copy(tmp_path, sweep: str, trial_id: str) -> str:
+    """A copy of one trial's artifacts (and the weight files) in another sweep folder."""
+    import shutil
+
+    target = str(tmp_path / "copy")
+    shutil.copytree(paths.artifacts_dir(sweep), paths.artifacts_dir(target))
+    return target

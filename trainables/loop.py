@@ -73,7 +73,7 @@ def run_trial(
         sparsifier.load_state_dict(state["sparsifier"])
         torch.set_rng_state(state["rng"])
     elif _rank() == 0:
-        artifacts.save(trial.sweep_dir, trial.trial_id, artifacts.INIT, initial)
+        artifacts.save_weights(trial.sweep_dir, trial.trial_id, 0, initial)
     step, evals = state.get("step", 0), state.get("evals", [])
     resumed_from = step
     elapsed, started = state.get("wall_time_s", 0.0), time.perf_counter()
@@ -95,9 +95,7 @@ def run_trial(
         engine.step()
         sparsifier.after_step(step)
         if step in trial.keep_steps and _rank() == 0:  # a later stage rewinds to these weights
-            artifacts.save(
-                trial.sweep_dir, trial.trial_id, artifacts.weights_file(step), artifacts.weights(model, set(initial))
-            )
+            artifacts.save_weights(trial.sweep_dir, trial.trial_id, step, artifacts.weights(model, set(initial)))
         if on_step:
             on_step(step, loss.item(), lr, sparsifier)
 

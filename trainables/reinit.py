@@ -71,7 +71,7 @@ def start(trial: Trial, model: nn.Module) -> dict[str, torch.Tensor] | None:
     parent = trial.parent_trial_id
     masks = artifacts.load(trial.sweep_dir, parent, artifacts.MASKS)
     if init["weights"] == "parent":
-        saved = artifacts.load(trial.sweep_dir, parent, artifacts.weights_file(init["rewind_step"]))
+        saved = artifacts.load_weights(trial.sweep_dir, parent, init["rewind_step"])
         model.load_state_dict(saved)
     if init["sparsity_aware_init"]:
         sparsity_aware_init_(model, masks)

@@ -36,10 +36,10 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
     try:
         return pafs.FileSystem.from_uri(path)
     except FAILURES as e:
-        raise StorageError(f"storage {paths.redact(path)}: {_reason(e, path)}") from None
+        raise StorageError(f"storage {paths.redact(path)}: {reason(e, path)}") from None
 
 
-def _reason(e: BaseException, path: str) -> str:
+def reason(e: BaseException, path: str) -> str:
     """pyarrow's message cut to one line, with a hint for the usual S3 causes."""
     text = " ".join(str(e).split())
     upper = text.upper()
@@ -47,8 +47,30 @@ def _reason(e: BaseException, path: str) -> str:
         detail = text.rsplit("Details:", 1)[-1].strip() if "Details:" in text else text
         return f"cannot reach the endpoint {endpoint(path)} ({detail})"
     if any(k in upper for k in ("ACCESS_DENIED", "ACCESSDENIED", "INVALID_ACCESS_KEY", "SIGNATURE", "FORBIDDEN")):
-        return f"access denied at {endpoint(path)} ({_short(text)}); {_credentials_hint()}"
+        hint = _NO_CREDENTIALS if not _has_credentials() else _CHECK_CREDENTIALS
+        return f"access denied at {endpoint(path)} ({_short(text)}); {hint}"
+    if path.startswith("s3://") and not _has_credentials():  # some servers answer anonymous requests oddly
+        return f"{_short(text)} at {endpoint(path)}; {_NO_CREDENTIALS}"
     return _short(text)
+
+
+_NO_CREDENTIALS = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+_CHECK_CREDENTIALS = (
+    "check that the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) are valid there"
+)
+
+
+def _has_credentials() -> bool:
+    """Credentials the AWS SDK would find without asking a metadata service (which we cannot see from here)."""
+    env = os.environ
+    if (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")) or env.get("AWS_PROFILE"):
+        return True
+    if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") or env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        return True
+    if env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        return True
+    files = [env.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"), env.get("AWS_CONFIG_FILE", "~/.aws/config")]
+    return any(os.path.exists(os.path.expanduser(f)) for f in files)
 
 
 def _short(text: str) -> str:
@@ -62,17 +84,12 @@ def endpoint(path: str) -> str:
     for option in query[1:].split("&"):
         if option.startswith("endpoint_override="):
             return f"{urllib.parse.unquote(option.split('=', 1)[1])} (endpoint_override in the URI)"
+    if not path.startswith("s3://"):
+        return "its default endpoint"
     for var in ENDPOINT_VARIABLES:
         if os.environ.get(var):
             return f"{os.environ[var]} (${var})"
     return "AWS's default endpoint"
-
-
-def _credentials_hint() -> str:
-    has_keys = os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if has_keys or os.environ.get("AWS_PROFILE"):
-        return "check that the credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE are valid here"
-    return "no credentials in the environment: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
 
 
 def _info(path: str) -> pafs.FileInfo:
@@ -80,7 +97,7 @@ def _info(path: str) -> pafs.FileInfo:
     try:
         return fs.get_file_info(p)
     except FAILURES as e:
-        raise StorageError(f"{paths.redact(path)}: {_reason(e, path)}") from None
+        raise StorageError(f"{paths.redact(path)}: {reason(e, path)}") from None
 
 
 def exists(path: str) -> bool:
@@ -97,7 +114,7 @@ def is_empty_or_missing(folder: str) -> bool:
     try:
         return not fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
     except FAILURES as e:
-        raise StorageError(f"{paths.redact(folder)}: {_reason(e, folder)}") from None
+        raise StorageError(f"{paths.redact(folder)}: {reason(e, folder)}") from None
 
 
 def read_bytes(path: str) -> bytes:
@@ -106,7 +123,7 @@ def read_bytes(path: str) -> bytes:
         with fs.open_input_stream(p) as f:
             return f.read()
     except FAILURES as e:
-        raise StorageError(f"{paths.redact(path)}: {_reason(e, path)}") from None
+        raise StorageError(f"{paths.redact(path)}: {reason(e, path)}") from None
 
 
 def read_text(path: str) -> str:
@@ -128,7 +145,7 @@ def write_bytes(path: str, data: bytes) -> None:
             f.write(data)
         os.replace(tmp, p)
     except FAILURES as e:
-        raise StorageError(f"{paths.redact(path)}: {_reason(e, path)}") from None
+        raise StorageError(f"{paths.redact(path)}: {reason(e, path)}") from None
 
 
 def write_text(path: str, text: str) -> None:
@@ -150,7 +167,7 @@ def upload_dir(local: str, folder: str) -> None:
     try:
         pafs.copy_files(local, p, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
     except FAILURES as e:
-        raise StorageError(f"{paths.redact(folder)}: {_reason(e, folder)}") from None
+        raise StorageError(f"{paths.redact(folder)}: {reason(e, folder)}") from None
 
 
 def delete_file(path: str) -> None:
@@ -160,13 +177,14 @@ def delete_file(path: str) -> None:
         if fs.get_file_info(p).type == pafs.FileType.File:
             fs.delete_file(p)
     except FAILURES as e:
-        raise StorageError(f"{paths.redact(path)}: {_reason(e, path)}") from None
+        raise StorageError(f"{paths.redact(path)}: {reason(e, path)}") from None
 
 
 def check_root(storage: str) -> None:
     """Fail now, with one line, if sweeps cannot be kept under `storage`: before Ray starts and the trials
     each fail with a traceback. Local folders are created on demand, so only URIs are checked: the bucket must
-    exist and its listing must be readable with the credentials at hand."""
+    exist, and the credentials at hand must list it and write to it (anonymous requests may list a bucket but not
+    write: missing credentials show only here)."""
     if not paths.is_uri(storage):
         return
     fs, root = resolve(storage)
@@ -178,5 +196,17 @@ def check_root(storage: str) -> None:
                 f"storage {paths.redact(storage)}: bucket {bucket!r} does not exist{where}; create it first"
             )
         fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        _probe_write(fs, root)
     except FAILURES as e:
-        raise StorageError(f"storage {paths.redact(storage)}: {_reason(e, storage)}") from None
+        raise StorageError(f"storage {paths.redact(storage)}: {reason(e, storage)}") from None
+
+
+def _probe_write(fs: pafs.FileSystem, root: str) -> None:
+    """Write and remove an empty object under the root: raises the store's own error if writing is refused."""
+    probe = f"{root.rstrip('/')}/.sparsity-write-check-{uuid.uuid4().hex}"
+    with fs.open_output_stream(probe) as f:
+        f.write(b"")
+    try:
+        fs.delete_file(probe)
+    except FAILURES:
+        pass  # a store that allows writing but not deleting: Ray will say so when it rotates checkpoints
