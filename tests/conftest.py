@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -39,6 +40,13 @@ def write_spec(tmp_path):
         return str(path)
 
     return write
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for servers a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def sparsity_cli(*args: str, timeout: float = 240, **kw) -> subprocess.CompletedProcess:

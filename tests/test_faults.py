@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import torch
 import yaml
 
 from sweep import plan, spec
-from tests.conftest import SPECS
+from tests.conftest import SPECS, free_port
 from trainables import paths
 from trainables.loop import run_trial
 from trainables.session import STATE_FILE, LocalSession, load_state
@@ -226,12 +225,6 @@ def test_sigkilled_driver_then_same_command_finishes_without_rerunning(tmp_path,
     assert_same_states(storage / "driver-killed", states)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _raylet(marker: str) -> psutil.Process | None:
     for proc in psutil.process_iter():
         try:
@@ -248,8 +241,8 @@ def test_sigkilled_raylet_on_a_two_node_cluster_moves_its_trials_to_the_other_no
     trials; they die with it, Tune restarts them from their last checkpoints on the head node, and the sweep
     ends with the uninterrupted run's rows and states."""
     script = os.path.join(os.path.dirname(SPECS), "..", "cluster", "local_cluster.sh")
-    port = _free_port()
-    env = {**os.environ, "RAY_PORT": str(port), "DASHBOARD_PORT": str(_free_port()), "RAY": os.path.join(BIN, "ray")}
+    port = free_port()
+    env = {**os.environ, "RAY_PORT": str(port), "DASHBOARD_PORT": str(free_port()), "RAY": os.path.join(BIN, "ray")}
     start = subprocess.run(["bash", script, "start", "2"], capture_output=True, text=True, timeout=180, env=env)
     assert start.returncode == 0, start.stdout + start.stderr
     try:

@@ -4,7 +4,6 @@ bundled script (cluster/local_cluster.sh), and the working-dir checks of cluster
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,17 +11,11 @@ import pyarrow.dataset as ds
 import pytest
 
 from cluster import ClusterError, jobs
-from tests.conftest import SPECS, sparsity_cli
+from tests.conftest import SPECS, free_port, sparsity_cli
 from trainables import paths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "cluster", "local_cluster.sh")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_staged_working_dir_holds_the_packages_and_the_spec_only(tmp_path):
@@ -41,7 +34,7 @@ def test_an_oversized_working_dir_is_refused_naming_the_biggest_files():
 
 def test_an_unreachable_job_server_is_one_line(tmp_path):
     result = sparsity_cli(
-        "submit", os.path.join(SPECS, "tiny.yaml"), "--address", f"http://127.0.0.1:{_free_port()}", timeout=120
+        "submit", os.path.join(SPECS, "tiny.yaml"), "--address", f"http://127.0.0.1:{free_port()}", timeout=120
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "cannot reach the Ray job server" in result.stderr
@@ -49,7 +42,7 @@ def test_an_unreachable_job_server_is_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    env = {**os.environ, "RAY_PORT": str(_free_port()), "DASHBOARD_PORT": str(_free_port()), "RAY": ""}
+    env = {**os.environ, "RAY_PORT": str(free_port()), "DASHBOARD_PORT": str(free_port()), "RAY": ""}
     env["RAY"] = os.path.join(os.path.dirname(sys.executable), "ray")
     start = subprocess.run(["bash", SCRIPT, "start", "2"], capture_output=True, text=True, timeout=180, env=env)
     assert start.returncode == 0, start.stdout + start.stderr

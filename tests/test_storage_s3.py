@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pyarrow.fs as pafs
 import pytest
 import torch
 
-from tests.conftest import SPECS, sparsity_cli
+from tests.conftest import SPECS, free_port, sparsity_cli
 from trainables.session import STATE_FILE
 
 pytestmark = pytest.mark.ray
@@ -28,12 +27,6 @@ BUCKET = "research"
 STORAGE = f"s3://{BUCKET}/sweeps"
 SWEEP = f"{STORAGE}/tiny"
 TINY = os.path.join(SPECS, "tiny.yaml")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_until_answering(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
@@ -53,7 +46,7 @@ def _wait_until_answering(url: str, server: subprocess.Popen, timeout: float = 6
 def s3(tmp_path_factory):
     """A moto S3 server on a free loopback port with one bucket; yields (fs, env, port): a pyarrow filesystem
     for checking the bucket from here, and the environment the `sparsity` subprocesses run with."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path_factory.mktemp("moto") / "server.log", "w")
     server = subprocess.Popen(
@@ -204,7 +197,7 @@ def _one_line_error(result: subprocess.CompletedProcess) -> str:
 def test_unusable_storage_fails_before_ray_with_one_line(s3, storage, endpoint, expected):
     _, env, _ = s3
     if endpoint == "unreachable":
-        env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}"}
+        env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
     line = _one_line_error(sparsity_cli("run", TINY, "--storage", storage, "--num-cpus", "2", env=env, timeout=90))
     assert expected in line, line
 

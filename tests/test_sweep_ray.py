@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sweep import plan, runner, spec
-from tests.conftest import SPECS, sparsity_cli
+from tests.conftest import SPECS, free_port, sparsity_cli
 from trainables import paths
 
 pytestmark = pytest.mark.ray
@@ -75,18 +75,10 @@ def test_same_name_with_another_plan_is_refused(tiny_sweep, write_spec):
     assert (sweep_dir / "sweep.json").read_bytes() == manifest
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_address_joins_a_running_cluster(tmp_path):
     """A head started with the `ray` command (token auth on, as Ray 2.60 does by default) runs the sweep."""
     ray_exe = os.path.join(os.path.dirname(sys.executable), "ray")
-    port = _free_port()
+    port = free_port()
     start = subprocess.run(
         [
             ray_exe,
@@ -123,7 +115,7 @@ def test_unreachable_address_fails_fast_with_one_line(tmp_path):
         "--storage",
         str(tmp_path / "s"),
         "--address",
-        f"127.0.0.1:{_free_port()}",
+        f"127.0.0.1:{free_port()}",
         timeout=60,
     )
     assert result.returncode == 2
