@@ -6,9 +6,11 @@ mean over seeds; mean ± std over seeds is shown, as in the method × sparsity t
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 
-from analysis import tables
+from analysis import plots, tables
 
 ORDER = ["pruned", "scratch_e", "scratch_b", "sparsity_aware_init", "scratch_b_sparsity_aware_init", "lottery"]
 KEYS = ["stage", "parent_method", "target_sparsity", "variant"]
@@ -93,10 +95,6 @@ def pruned_beats(best: pd.DataFrame, variant: str, at_least: float) -> pd.DataFr
 def section(trials: pd.DataFrame, folder: str) -> list[str]:
     """The report's lottery-ticket section (markdown lines), with its plot written into `folder`; [] when the
     sweep has no dependent stage."""
-    import os
-
-    from analysis import plots
-
     if not has_stages(trials):
         return []
     best = study(trials)

@@ -212,11 +212,8 @@ def _runnable(children: list[Trial], trials: list[Trial], parents: str) -> tuple
     for row in rows.values():
         cell = (row["method"], row["target_sparsity"])
         scores.setdefault(cell, {}).setdefault(row["config_hash"], []).append(row["value"])
-    best = set()
-    for cell, configs in scores.items():
-        mode = next(r["mode"] for r in rows.values() if (r["method"], r["target_sparsity"]) == cell)
-        sign = -1.0 if mode == "max" else 1.0
-        best.add(min(configs, key=lambda h: (sign * sum(configs[h]) / len(configs[h]), h)))
+    sign = -1.0 if next(iter(rows.values()))["mode"] == "max" else 1.0  # one task: one direction
+    best = {min(configs, key=lambda h: (sign * sum(configs[h]) / len(configs[h]), h)) for configs in scores.values()}
     chosen = [c for c in done if by_id[c.parent_trial_id].config_hash in best]
     return chosen, len(children) - len(done), len(done) - len(chosen)
 

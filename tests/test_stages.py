@@ -3,6 +3,7 @@ sparsity-aware init, in-process with real trials on the Cubist Spiral."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pyarrow.dataset as ds
@@ -144,8 +145,6 @@ def test_masks_stay_fixed_through_training_and_pruned_weights_stay_zero(trained,
         assert all(torch.equal(now[k], masks[k]) for k in masks), step
         assert all((p[~masks[n]] == 0).all() for n, p in sparsifier.params.items()), step
         seen.append(step)
-
-    import dataclasses
 
     moved = dataclasses.replace(child, sweep_dir=str(tmp_path / "again"))
     # the parent's artifacts, where the moved child looks for them
@@ -341,7 +340,7 @@ def test_equal_weights_are_stored_once_and_checked_when_read(trained, tmp_path):
     assert step50 == pointer[children["lottery", 50].trial_id]  # the late-rewinding child starts from them
     assert sorted(blobs) == sorted(f"{h}.pt" for h in set(pointer.values()))
 
-    damaged = dataclass_copy(tmp_path, sweep, parent.trial_id)
+    damaged = copy_artifacts(tmp_path, sweep, parent.trial_id)
     blob = os.path.join(paths.artifacts_dir(damaged), "weights", f"{pointer[parent.trial_id]}.pt")
     data = bytearray(open(blob, "rb").read())
     data[-100] ^= 0xFF
@@ -350,7 +349,7 @@ def test_equal_weights_are_stored_once_and_checked_when_read(trained, tmp_path):
         artifacts.load_weights(damaged, parent.trial_id, 0)
 
 
-def dataclass_copy(tmp_path, sweep: str, trial_id: str) -> str:
+def copy_artifacts(tmp_path, sweep: str, trial_id: str) -> str:
     """A copy of one trial's artifacts (and the weight files) in another sweep folder."""
     import shutil
 

@@ -54,11 +54,15 @@ def save(sweep_dir: str, trial_id: str, name: str, tensors: dict[str, Any]) -> N
     storage.write_bytes(location(sweep_dir, trial_id, name), _serialize(tensors))
 
 
+def _blob(sweep_dir: str, digest: str) -> str:
+    return paths.join(paths.artifacts_dir(sweep_dir), "weights", f"{digest}.pt")
+
+
 def save_weights(sweep_dir: str, trial_id: str, step: int, tensors: dict[str, Any]) -> None:
     """The trial's weights after `step`: the content once under weights/, the trial's pointer to it."""
     data = _serialize(tensors)
     digest = hashlib.sha256(data).hexdigest()
-    blob = paths.join(paths.artifacts_dir(sweep_dir), "weights", f"{digest}.pt")
+    blob = _blob(sweep_dir, digest)
     if not storage.exists(blob):
         storage.write_bytes(blob, data)
     storage.write_text(location(sweep_dir, trial_id, weights_file(step)), json.dumps({"sha256": digest}))
@@ -67,7 +71,7 @@ def save_weights(sweep_dir: str, trial_id: str, step: int, tensors: dict[str, An
 def load_weights(sweep_dir: str, trial_id: str, step: int) -> dict[str, Any]:
     """What `save_weights` stored for this trial and step; ValueError if the content does not match its hash."""
     digest = json.loads(storage.read_text(_existing(sweep_dir, trial_id, weights_file(step))))["sha256"]
-    blob = paths.join(paths.artifacts_dir(sweep_dir), "weights", f"{digest}.pt")
+    blob = _blob(sweep_dir, digest)
     data = storage.read_bytes(_existing(sweep_dir, trial_id, weights_file(step), blob))
     if hashlib.sha256(data).hexdigest() != digest:
         raise ValueError(f"{paths.redact(blob)} is corrupt: its content does not match its sha256 name")

@@ -25,14 +25,15 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build(trial: Trial, device: torch.device, initial: dict[str, torch.Tensor] | None = None):
+def build(trial: Trial, device: torch.device, initial: dict[str, torch.Tensor] | None = None, fresh: bool = True):
     """Task, model, sparsifier and engine of a trial, as at step 0. `initial`, if given, receives a copy of the
-    model's step-0 weights before any mask (the lottery ticket's starting point)."""
+    model's step-0 weights before any mask (the lottery ticket's starting point). `fresh=False` (a checkpoint
+    will overwrite weights and masks) skips fetching a dependent stage's parent artifacts."""
     task_cls = tasks.get(trial.task)
     task = task_cls(task_cls.Options(**trial.task_options), trial.seed, device)
     torch.manual_seed(trial.init.get("init_seed", trial.seed))  # model init (a dependent stage's own seed)
     model = task.build_model()
-    fixed = reinit.start(trial, model)  # a dependent stage's trial: its parent's masks, its starting weights
+    fixed = reinit.start(trial, model) if fresh else None  # a dependent stage's trial: parent's masks and weights
     if initial is not None:
         initial.update(artifacts.weights(model))
     method = methods.get(trial.method)
@@ -65,9 +66,9 @@ def run_trial(
         session.report({**metrics, "sparsity": done["sparsity"], "done": True, "already_finished": True}, None)
         return done
     torch.set_num_threads(trial.threads)
-    initial: dict[str, torch.Tensor] = {}
-    task, model, sparsifier, engine = build(trial, device or pick_device(), initial)
     state = session.restore() or {}
+    initial: dict[str, torch.Tensor] = {}
+    task, model, sparsifier, engine = build(trial, device or pick_device(), initial, fresh=not state)
     if state:
         engine.load_state_dict(state["engine"])
         sparsifier.load_state_dict(state["sparsifier"])
