@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from trainables import paths, storage  # file layout and pyarrow filesystems only, no training code
+from trainables.records import paths, storage  # file layout and pyarrow filesystems only, no training code
 
 
 def read_table(sweep_dir: str, table: str) -> pd.DataFrame:

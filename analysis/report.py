@@ -14,7 +14,7 @@ import pandas as pd
 
 from analysis import lth, plots, tables
 from analysis.load import read_table
-from trainables import paths, storage
+from trainables.records import paths, storage
 
 
 @dataclass

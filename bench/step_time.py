@@ -15,7 +15,7 @@ import time
 import torch
 
 import methods
-from trainables.cubist import CubistOptions, CubistSpiral
+from trainables.tasks.cubist import CubistOptions, CubistSpiral
 
 CONFIGS = {
     "dense": {},

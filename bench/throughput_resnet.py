@@ -15,7 +15,7 @@ import time
 import torch
 
 import methods
-from trainables.loop import build, micro_batches
+from trainables.training.loop import build, micro_batches
 from trainables.trial import Trial
 
 CONFIGS = {

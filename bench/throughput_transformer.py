@@ -18,10 +18,10 @@ import time
 import torch
 
 import methods
-from trainables import engine as engines
-from trainables.loop import micro_batches
-from trainables.transformer import PAD
-from trainables.transformer_task import TransformerOptions, TransformerWMT
+from trainables.tasks.transformer.model import PAD
+from trainables.tasks.transformer.task import TransformerOptions, TransformerWMT
+from trainables.training import engine as engines
+from trainables.training.loop import micro_batches
 
 CONFIGS = {
     "dense": {},

@@ -6,7 +6,7 @@ import time
 
 from ray import tune
 
-from trainables import results
+from trainables.records import results
 from trainables.trial import Trial
 
 

@@ -21,7 +21,7 @@ def _storage_default() -> str:
 
 def cmd_run(args) -> int:
     from sweep import runner, spec
-    from trainables import paths
+    from trainables.records import paths
 
     with _local_spec(args.spec) as local:
         parsed = spec.load(local)
@@ -50,7 +50,7 @@ def cmd_run(args) -> int:
 def _local_spec(path: str):
     """A spec file to read: the path itself, or a local copy of a spec on a filesystem URI (the copy a sweep keeps
     on S3, which `sparsity resume s3://...` runs from)."""
-    from trainables import paths, storage
+    from trainables.records import paths, storage
 
     if not paths.is_uri(path):
         yield path
@@ -67,7 +67,7 @@ def _local_spec(path: str):
 def cmd_resume(args) -> int:
     """Run a sweep again from the spec saved in its folder (when the original spec file is gone)."""
     from sweep.spec import SpecError
-    from trainables import paths, storage
+    from trainables.records import paths, storage
 
     folder = args.sweep_dir if paths.is_uri(args.sweep_dir) else args.sweep_dir.rstrip("/")
     manifest = paths.manifest_file(folder)
@@ -79,7 +79,7 @@ def cmd_resume(args) -> int:
 
 def _sweep_folder(args) -> str:
     """A SWEEP argument: a sweep folder (a path or URI), or a sweep name under --storage."""
-    from trainables import paths
+    from trainables.records import paths
 
     if paths.is_uri(args.sweep) or os.path.isdir(args.sweep):
         return args.sweep
@@ -89,7 +89,7 @@ def _sweep_folder(args) -> str:
 def cmd_submit(args) -> int:
     from cluster import jobs
     from sweep import plan, runner, spec
-    from trainables import paths
+    from trainables.records import paths
 
     parsed = spec.load(args.spec)
     storage = args.storage
@@ -117,7 +117,7 @@ def cmd_submit(args) -> int:
 
 def cmd_status(args) -> int:
     from analysis.load import read_table
-    from trainables import paths, storage
+    from trainables.records import paths, storage
 
     folder = _sweep_folder(args)
     name = paths.name(folder)
@@ -153,7 +153,7 @@ def cmd_status(args) -> int:
 
 def cmd_logs(args) -> int:
     from cluster import jobs
-    from trainables import paths
+    from trainables.records import paths
 
     sid, text = jobs.logs(args.address, paths.name(args.sweep), args.job)
     print(f"--- logs of job {sid} ---")
@@ -168,7 +168,7 @@ def cmd_demo(args) -> int:
 
 def cmd_plan(args) -> int:
     from sweep import plan, spec
-    from trainables import paths
+    from trainables.records import paths
 
     parsed = spec.load(args.spec)
     trials = plan.expand(parsed, paths.sweep_dir(args.storage, parsed.name), args.spec)
@@ -190,9 +190,9 @@ def cmd_debug(args) -> int:
 
     from sweep import plan, spec
     from sweep.spec import SpecError
-    from trainables import paths, storage
-    from trainables.loop import pick_device, run_trial
-    from trainables.session import LocalSession
+    from trainables.records import paths, storage
+    from trainables.training.loop import pick_device, run_trial
+    from trainables.training.session import LocalSession
 
     parsed = spec.load(args.spec)
     folder = paths.sweep_dir(args.storage, parsed.name + "-debug")
@@ -201,7 +201,7 @@ def cmd_debug(args) -> int:
         raise SpecError(f"{args.spec}: --trial {args.trial} is out of range; this spec has trials 0..{len(trials) - 1}")
     trial = dataclasses.replace(trials[args.trial], sweep_dir=folder, workers=1)
     if trial.parent_trial_id:
-        from trainables import artifacts
+        from trainables.records import artifacts
 
         if not artifacts.exists(folder, trial.parent_trial_id, artifacts.MASKS):
             parent = next(i for i, t in enumerate(trials) if t.trial_id == trial.parent_trial_id)
@@ -241,7 +241,7 @@ def cmd_debug(args) -> int:
 def _debug_checkpoints(folder: str) -> str:
     """The debug trial's checkpoint folder: beside its results, or in the user's cache when those are on a
     filesystem URI (the debug session saves plain local files)."""
-    from trainables import paths
+    from trainables.records import paths
 
     if not paths.is_uri(folder):
         return os.path.join(folder, "checkpoints")
@@ -262,7 +262,7 @@ def _print_report(
     out: str | None = None,
 ) -> None:
     from analysis.report import write_report
-    from trainables import paths
+    from trainables.records import paths
 
     report = write_report(sweep_dir, heatmap_level, reference, metric, out)
     print()
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.report import ReportError
     from cluster import ClusterError
     from sweep.spec import SpecError
-    from trainables.storage import StorageError
+    from trainables.records.storage import StorageError
 
     args = parser().parse_args(argv)
     try:

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import methods
 from sweep.spec import Spec, SpecError, grid
-from trainables import results, tasks
+from trainables import tasks
+from trainables.records import results
 from trainables.trial import STAGE_COLUMNS, Trial
 
 
@@ -80,7 +81,7 @@ def stage_of(trials: list[Trial]) -> dict[str, list[Trial]]:
 def _children(spec: Spec, name: str, stage, parents: list[Trial], source: str) -> list[Trial]:
     """One trial per (parent x variant x rewind step): the parent's task, its masks fixed, started as the variant
     says (trainables/reinit.py). Its config hash is the parent's plus the variant, so seeds group as usual."""
-    from trainables.reinit import VARIANTS
+    from trainables.training.reinit import VARIANTS
 
     task_cls = tasks.get(spec.task)
     wanted = set(stage.methods) or {t.method for t in parents if t.method != "dense"}

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import cluster  # noqa: F401  (sets Tune's environment before ray.tune is imported)
 from sweep import plan
 from sweep.spec import Spec, SpecError
-from trainables import paths
-from trainables import storage as store  # `storage` is run()'s argument
+from trainables.records import paths
+from trainables.records import storage as store  # `storage` is run()'s argument
 from trainables.trial import Trial
 
 
@@ -137,7 +137,7 @@ def run(
 
     from cluster import connect
     from sweep.callbacks import Progress, RecordFailures
-    from trainables.tune_adapter import trainable
+    from trainables.training.tune_adapter import trainable
 
     res = spec.resources
     started = time.perf_counter()
@@ -197,7 +197,7 @@ def _runnable(children: list[Trial], trials: list[Trial], parents: str) -> tuple
     `parents: best`, whose parent is of the best configuration at its method and sparsity (mean over seeds of
     the primary metric). Also how many were left out for each reason. Read when the stage starts: dependent
     stages run after the stage before them has ended."""
-    from trainables import results
+    from trainables.records import results
 
     by_id = {t.trial_id: t for t in trials}
     rows = {}

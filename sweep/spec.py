@@ -192,7 +192,7 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
 
 def _stages(given: Any, first_methods: list[str], fail) -> dict[str, Stage]:
     """Validate the stages; each one's parent must be `main` or a stage listed before it."""
-    from trainables.reinit import VARIANTS
+    from trainables.training.reinit import VARIANTS
 
     if not isinstance(given, dict):
         fail("stages", f"expected a mapping of stage names to stages, got {_kind(given)}")

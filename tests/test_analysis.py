@@ -10,7 +10,7 @@ import pytest
 from analysis import best_per_cell, read_table
 from analysis.report import ReportError, write_report
 from analysis.tables import audit, wide_table
-from trainables.results import write_rows
+from trainables.records.results import write_rows
 from trainables.trial import Trial
 
 

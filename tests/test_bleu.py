@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import sacrebleu
 
-from trainables import bleu
+from trainables.tasks.transformer import bleu
 
 GERMAN = "Die Katze saß auf der Matte, „oder?“ Das ist ein Test-Fall."
 

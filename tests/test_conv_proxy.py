@@ -7,10 +7,10 @@ import pyarrow.dataset as ds
 import pytest
 
 import methods
-from trainables import paths
-from trainables.bars import bars
-from trainables.loop import run_trial
-from trainables.session import LocalSession
+from trainables.records import paths
+from trainables.tasks.bars import bars
+from trainables.training.loop import run_trial
+from trainables.training.session import LocalSession
 from trainables.trial import Trial
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trainables import datasets
+from trainables.tasks import cubist as datasets  # the Cubist Spiral data live with its task
 
 CLASS0 = [831, 928, 1025, 1123, 1220, 1318, 1415, 1513, 1610, 1708, 1806, 1903, 2001, 2099, 2197, 2294]
 CLASS1 = [609, 734, 860, 987, 1114, 1241, 1369, 1497, 1624, 1752, 1880, 2008, 2137, 2265, 2393, 2521]

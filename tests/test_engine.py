@@ -8,9 +8,9 @@ from torch import nn
 
 from sweep import spec
 from tests.test_trainable import Crash, CrashingSession, table
-from trainables import engine as engines
-from trainables.loop import run_trial
-from trainables.session import LocalSession
+from trainables.training import engine as engines
+from trainables.training.loop import run_trial
+from trainables.training.session import LocalSession
 from trainables.trial import Trial
 
 

@@ -23,9 +23,9 @@ import yaml
 
 from sweep import plan, spec
 from tests.conftest import SPECS, free_port
-from trainables import paths
-from trainables.loop import run_trial
-from trainables.session import STATE_FILE, LocalSession, load_state
+from trainables.records import paths
+from trainables.training.loop import run_trial
+from trainables.training.session import STATE_FILE, LocalSession, load_state
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

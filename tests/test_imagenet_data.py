@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainables import imagenet
-from trainables.imagenet import (
+from trainables.tasks.resnet import imagenet
+from trainables.tasks.resnet.imagenet import (
     EvalTransform,
     ImageFolder,
     SyntheticImages,

@@ -12,7 +12,7 @@ import pytest
 
 from cluster import ClusterError, jobs
 from tests.conftest import SPECS, free_port, sparsity_cli
-from trainables import paths
+from trainables.records import paths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "cluster", "local_cluster.sh")

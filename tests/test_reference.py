@@ -14,7 +14,7 @@ import pytest
 
 from analysis import reference
 from analysis.reference import RESNET50, TRANSFORMER, load_gale2019, published_best
-from trainables.results import ARROW_TYPES, COLUMNS
+from trainables.records.results import ARROW_TYPES, COLUMNS
 
 T, R = TRANSFORMER, RESNET50
 T_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import methods
-from trainables.resnet import ResNet50
+from trainables.tasks.resnet.model import ResNet50
 
 
 def torchvision_resnet50_keys() -> dict[str, tuple[int, ...]]:

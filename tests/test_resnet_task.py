@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tests.test_imagenet_data import _write_tree
-from trainables import paths
-from trainables.loop import run_trial
-from trainables.resnet_task import ResNet50ImageNet, ResNetOptions
-from trainables.session import LocalSession
+from trainables.records import paths
+from trainables.tasks.resnet.task import ResNet50ImageNet, ResNetOptions
+from trainables.training.loop import run_trial
+from trainables.training.session import LocalSession
 from trainables.trial import Trial
 
 TINY = {"width": 4, "image_size": 32, "resize_size": 36, "loader_workers": 0, "eval_batch_size": 8}

@@ -16,9 +16,10 @@ import methods
 from sweep import plan, spec
 from sweep.spec import SpecError
 from tests.conftest import SPECS
-from trainables import artifacts, paths, reinit
-from trainables.loop import build, run_trial
-from trainables.session import LocalSession
+from trainables.records import artifacts, paths
+from trainables.training import reinit
+from trainables.training.loop import build, run_trial
+from trainables.training.session import LocalSession
 
 VARIANTS = ["scratch_e", "scratch_b", "lottery", "sparsity_aware_init", "scratch_b_sparsity_aware_init"]
 
@@ -289,7 +290,7 @@ def test_parents_best_keeps_the_children_of_the_best_configuration_per_sparsity(
     """`parents: best` (the study's mask sources): per method and sparsity, the configuration with the best
     mean over seeds; children of parents that did not complete are never launched."""
     from sweep import runner
-    from trainables import results
+    from trainables.records import results
 
     data = stage_spec(variants=["lottery"], parents="best")
     data["methods"] = {"magnitude": {"begin_step": 100, "end_step": 600, "frequency": [50, 100]}}

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from tests.conftest import SPECS, free_port, sparsity_cli
-from trainables.session import STATE_FILE
+from trainables.training.session import STATE_FILE
 
 pytestmark = pytest.mark.ray
 

@@ -13,7 +13,7 @@ import yaml
 
 from sweep import plan, runner, spec
 from tests.conftest import SPECS, free_port, sparsity_cli
-from trainables import paths
+from trainables.records import paths
 
 pytestmark = pytest.mark.ray
 

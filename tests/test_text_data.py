@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import text
-from trainables.text import EOS, PAD, UNK, Encoded, TokenBatches
+from trainables.tasks.transformer import text
+from trainables.tasks.transformer.text import EOS, PAD, UNK, Encoded, TokenBatches
 
 SRC, TGT = "en", "de"
 VOCAB = 400  # hard_vocab_limit=False: the tiny corpus may give fewer pieces

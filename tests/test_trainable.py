@@ -6,9 +6,9 @@ import pyarrow.dataset as ds
 import pytest
 import torch
 
-from trainables import paths
-from trainables.loop import run_trial
-from trainables.session import LocalSession, load_state
+from trainables.records import paths
+from trainables.training.loop import run_trial
+from trainables.training.session import LocalSession, load_state
 from trainables.trial import Trial
 
 HP = (

@@ -9,7 +9,7 @@ import torch
 
 import methods
 from methods.base import prunable_parameters
-from trainables.transformer import EOS, PAD, Transformer, TransformerConfig, beam_search, greedy_decode
+from trainables.tasks.transformer.model import EOS, PAD, Transformer, TransformerConfig, beam_search, greedy_decode
 
 A, B = 2, 3  # two word tokens of a 4-token vocabulary (PAD 0, EOS 1)
 

@@ -10,10 +10,10 @@ import pyarrow.dataset as ds
 import pytest
 import torch
 
-from trainables import text
-from trainables.loop import run_trial
-from trainables.session import LocalSession
-from trainables.transformer_task import TransformerOptions, TransformerWMT
+from trainables.tasks.transformer import text
+from trainables.tasks.transformer.task import TransformerOptions, TransformerWMT
+from trainables.training.loop import run_trial
+from trainables.training.session import LocalSession
 from trainables.trial import Trial
 
 TINY = dict(

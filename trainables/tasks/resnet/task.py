@@ -16,9 +16,9 @@ import torch.distributed as dist
 from torch import nn
 
 from methods.base import option
-from trainables import imagenet
-from trainables.resnet import ResNet50
 from trainables.tasks import Task, param_groups, register, world
+from trainables.tasks.resnet import imagenet
+from trainables.tasks.resnet.model import ResNet50
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,9 +16,9 @@ import torch
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from trainables import paths
-from trainables.loop import run_trial
-from trainables.session import load_state, save_state
+from trainables.records import paths
+from trainables.training.loop import run_trial
+from trainables.training.session import load_state, save_state
 from trainables.trial import Trial
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from methods import prunable_parameters
-from trainables import artifacts
+from trainables.records import artifacts
 from trainables.trial import Trial
 
 VARIANTS = {

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from trainables import paths, storage
+from trainables.records import paths, storage
 
 MASKS = "masks.pt"
 

@@ -114,4 +114,7 @@ def names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from trainables import bars, cubist, resnet_task, transformer_task  # noqa: F401  (registers the built-in tasks)
+    # importing a task's module registers it
+    from trainables.tasks import bars, cubist  # noqa: F401
+    from trainables.tasks.resnet import task as resnet_task  # noqa: F401
+    from trainables.tasks.transformer import task as transformer_task  # noqa: F401

@@ -7,8 +7,8 @@ from typing import Any
 
 from ray import tune
 
-from trainables.loop import run_trial
-from trainables.session import load_state, save_state
+from trainables.training.loop import run_trial
+from trainables.training.session import load_state, save_state
 from trainables.trial import Trial
 
 
@@ -34,7 +34,7 @@ def trainable(config: dict[str, Any]) -> None:
     Train workers from here; a single-worker one trains in this process."""
     trial = Trial.from_dict(config["trial"])
     if trial.workers > 1:
-        from trainables.train_adapter import run_distributed
+        from trainables.training.train_adapter import run_distributed
 
         run_distributed(trial, trial.worker_max_failures)
     else:

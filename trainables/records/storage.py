@@ -19,7 +19,7 @@ import uuid
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from trainables import paths
+from trainables.records import paths
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 FAILURES = (OSError, pa.ArrowException)  # pyarrow's: I/O and network errors, a bad URI or URI option

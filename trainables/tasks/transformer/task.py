@@ -27,9 +27,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from methods.base import option
-from trainables import bleu, text
 from trainables.tasks import Task, param_groups, register, world
-from trainables.transformer import PAD, Transformer, TransformerConfig, beam_search, greedy_decode
+from trainables.tasks.transformer import bleu, text
+from trainables.tasks.transformer.model import PAD, Transformer, TransformerConfig, beam_search, greedy_decode
 
 REGULARIZATION = ("dropout+label_smoothing", "label_smoothing", "none")
 

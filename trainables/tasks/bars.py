@@ -13,8 +13,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from trainables.supervised import RecipeOptions, SupervisedTask
 from trainables.tasks import register
+from trainables.tasks.supervised import RecipeOptions, SupervisedTask
 
 SIZE, CLASSES = 12, 4
 _DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (row step, column step) per class

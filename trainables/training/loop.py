@@ -11,9 +11,11 @@ from typing import Any
 import torch
 
 import methods
-from trainables import artifacts, reinit, results, tasks
-from trainables import engine as engines
-from trainables.session import Session
+from trainables import tasks
+from trainables.records import artifacts, results
+from trainables.training import engine as engines
+from trainables.training import reinit
+from trainables.training.session import Session
 from trainables.trial import Trial
 
 

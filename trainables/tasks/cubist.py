@@ -1,0 +1,111 @@
+"""Cubist Spiral + four-layer MLP with Zhang & Papyan's SGD recipe (papers/sparsest-models.md §2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from trainables.tasks import register
+from trainables.tasks.supervised import RecipeOptions, SupervisedTask
+
+CUBIST_POINTS_PER_ARM = 50_000 // 2
+
+
+def _cubist_vertices() -> tuple[torch.Tensor, torch.Tensor]:
+    """17 vertices per arm: 2 turns of 8 straight segments at 45 degrees, arms 15 either side of r = 10*theta + pi."""
+    theta = torch.linspace(math.pi, 5 * math.pi, 17, dtype=torch.float64) + 1.6 * (1 / 8) * 2 * math.pi
+    direction = torch.stack([torch.cos(theta), torch.sin(theta)], dim=1)
+    centre = (10 * theta + math.pi)[:, None] * direction
+    outer, inner = centre + 15 * direction, centre - 15 * direction
+    shift = torch.cat([outer, inner]).min(dim=0).values
+    return outer - shift, inner - shift
+
+
+def _segment_points(vertices: torch.Tensor) -> list[torch.Tensor]:
+    """Points evenly spaced along each segment, endpoints included, in proportion to segment length."""
+    lengths = (vertices[1:] - vertices[:-1]).norm(dim=1)
+    counts = [int(length / lengths.sum() * CUBIST_POINTS_PER_ARM) for length in lengths.tolist()]
+    segments = []
+    for i, n in enumerate(counts):
+        t = torch.linspace(0, 1, n, dtype=torch.float64)[:, None]
+        segments.append(t * vertices[i] + (1 - t) * vertices[i + 1])
+    return segments
+
+
+def cubist_segments() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The raw (unstandardised) points of each segment of each arm: (class 0 segments, class 1 segments)."""
+    outer, inner = _cubist_vertices()
+    return _segment_points(outer), _segment_points(inner)
+
+
+def cubist_spiral() -> tuple[torch.Tensor, torch.Tensor]:
+    """The Cubist Spiral of Zhang & Papyan (2024): x of shape (49982, 2) standardised, y of shape (49982, 1).
+
+    Class 0 is the outer arm, class 1 the inner one; y is float for BCE-with-logits. There is no split:
+    the study evaluates on the training points.
+    """
+    outer, inner = cubist_segments()
+    arm0, arm1 = torch.cat(outer), torch.cat(inner)
+    x = torch.cat([arm0, arm1]).float()
+    x = (x - x.mean(dim=0)) / x.std(dim=0)  # unbiased std, as torch.std
+    y = torch.cat([torch.zeros(len(arm0), 1), torch.ones(len(arm1), 1)])
+    return x, y
+
+
+class MLP(nn.Sequential):
+    """Zhang & Papyan's four-layer MLP: d_in -> w -> w -> w -> d_out, ReLU, biases, PyTorch's default init."""
+
+    def __init__(self, d_in: int = 2, width: int = 16, d_out: int = 1, hidden_layers: int = 3):
+        layers: list[nn.Module] = []
+        for i in range(hidden_layers):
+            layers += [nn.Linear(d_in if i == 0 else width, width), nn.ReLU()]
+        layers.append(nn.Linear(width, d_out))
+        super().__init__(*layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class CubistOptions(RecipeOptions):
+    width: int = dataclasses.field(default=16, metadata={"help": "hidden width d1 = d2 = d3 of the MLP"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
+
+
+@lru_cache(maxsize=1)
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    return cubist_spiral()
+
+
+@register
+class CubistSpiral(SupervisedTask):
+    """Defaults are the study's: 50 epochs of SGD (momentum 0.9, wd 5e-4), batch 128, lr 0.1, cosine."""
+
+    name = "cubist_spiral"
+    Options = CubistOptions
+    metric = "accuracy"
+    mode = "max"
+
+    @classmethod
+    def train_data(cls) -> tuple[torch.Tensor, torch.Tensor]:
+        return _data()
+
+    def build_model(self) -> nn.Module:
+        return MLP(2, self.options.width, 1).to(self.device)
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.binary_cross_entropy_with_logits(model(x), y)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> float:
+        """Accuracy on all 49,982 points (the study has no split); a logit of exactly 0 predicts class 0."""
+        model.eval()
+        predictions = (model(self.x) > 0).float()
+        model.train()
+        return (predictions == self.y).float().mean().item()

@@ -1,0 +1,1 @@
+"""Transformer base on WMT14 en-de: the model, the text pipeline, BLEU, the study's recipe."""

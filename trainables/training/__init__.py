@@ -1,0 +1,1 @@
+"""How a trial trains: the loop, the engine (DeepSpeed), sessions, the Ray Tune and Ray Train adapters."""
