@@ -9,6 +9,12 @@ A training loop does, for every step:
 and reads `masks()`, `sparsity()` and `layer_sparsity()` for evaluation and results. It never learns which
 method it runs. Sparsity counts prunable weight tensors only (conv, linear and embedding weights; biases and
 norms are never pruned), globally over all of them and per tensor.
+
+Packing (many small trials as one computation): a packable method (`packable = True`) can be built for K members
+with `for_members([(config, target, seed), ...])` and prepared on a stacked model whose prunable weights carry a
+leading member axis of size K (modules marked `stacked = True`). Every selection is then made within one member,
+each with its own config, target and seed; that axis is all a method knows of packing. Its masks have the
+weights' stacked shapes. A method that cannot run packed keeps `packable = False`: its trials run one at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ from torch import nn
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 
 
+def is_prunable(module: nn.Module) -> bool:
+    """Conv, linear and embedding layers, and the stacked layers of a packed model (`stacked = True`)."""
+    return isinstance(module, PRUNABLE_TYPES) or getattr(module, "stacked", False)
+
+
 def prunable_parameters(model: nn.Module) -> OrderedDict[str, nn.Parameter]:
     """The weights a sparsifier may prune, in module order, keyed by parameter name.
 
@@ -31,7 +42,7 @@ def prunable_parameters(model: nn.Module) -> OrderedDict[str, nn.Parameter]:
     params: OrderedDict[str, nn.Parameter] = OrderedDict()
     seen: set[int] = set()
     for module_name, module in model.named_modules():
-        if isinstance(module, PRUNABLE_TYPES) and id(module.weight) not in seen:
+        if is_prunable(module) and id(module.weight) not in seen:
             seen.add(id(module.weight))
             params[f"{module_name}.weight" if module_name else "weight"] = module.weight
     if not params:
@@ -68,6 +79,7 @@ class Sparsifier:
     learns_sparsity: ClassVar[bool] = False  # sparsity is an outcome (VD, L0): its runs have no target
     # columns that evaluation variants add to the results, e.g. {"threshold": "float"} for VD
     variant_columns: ClassVar[dict[str, str]] = {}
+    packable: ClassVar[bool] = False  # can run K members on a stacked model (see the module's docstring)
 
     def __init__(self, config: MethodConfig, target: float | None = 0.0, seed: int = 0):
         target = 0.0 if target is None and not self.targets_sparsity else target
@@ -76,13 +88,35 @@ class Sparsifier:
         self.config = config
         self.target = target
         self.seed = seed
+        self.members: list[tuple[MethodConfig, float, int]] = [(config, target, seed)]
+        self.stacked = False  # True: every prunable tensor has a leading axis of len(self.members)
         self.params: OrderedDict[str, nn.Parameter] = OrderedDict()
         self._masks: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def for_members(cls, members: list[tuple[MethodConfig, float | None, int]]) -> Sparsifier:
+        """One sparsifier for K members of a pack, each with its own (config, target, seed)."""
+        if not cls.packable:
+            raise ValueError(f"method {cls.name} cannot run packed")
+        built = [cls(*m) for m in members]  # validates each member's target as an unpacked trial would
+        self = built[0]
+        self.members, self.stacked = [m.members[0] for m in built], True
+        return self
+
+    def member_rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` (a weight, mask or score) as one row per member: shape (K, numel); K = 1 when not packed."""
+        return tensor.reshape(len(self.members) if self.stacked else 1, -1)
+
+    def member_shape(self, param: torch.Tensor) -> torch.Size:
+        """The shape of one member's tensor."""
+        return param.shape[1:] if self.stacked else param.shape
 
     # -- hooks -------------------------------------------------------------------------------------------
     def prepare(self, model: nn.Module) -> None:
         """Choose the prunable tensors and install all-ones masks."""
         self.params = prunable_parameters(model)
+        if self.stacked and any(p.shape[0] != len(self.members) for p in self.params.values()):
+            raise ValueError(f"a stacked model of {len(self.members)} members is needed for this packed sparsifier")
         self._masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in self.params.items()}
 
     def set_masks(self, masks: dict[str, torch.Tensor]) -> None:

@@ -10,3 +10,4 @@ from methods.registry import register
 class Dense(Sparsifier):
     name = "dense"
     targets_sparsity = False
+    packable = True

@@ -46,49 +46,73 @@ class GradualConfig(MethodConfig):
 class GradualPruner(Sparsifier):
     """Zhu & Gupta gradual pruning: at each update, prune the lowest-scoring weights.
 
-    Pruned weights are set to zero and score -inf from then on, so masks only ever shrink.
+    Pruned weights are set to zero and score -inf from then on, so masks only ever shrink. Packed, each member
+    has its own schedule, allocation of its target and update steps; every top-k is taken within one member.
     """
 
     Config = GradualConfig
+    packable = True
 
     def prepare(self, model):
         super().prepare(model)
-        cfg = self.config
-        self.schedule = PolynomialSchedule(cfg.begin_step, cfg.end_step, cfg.frequency)
-        shapes = {n: p.shape for n, p in self.params.items()}
-        fixed = allocation.fixed_layers(list(shapes), cfg.first_layer_dense, cfg.layer_overrides)
-        self.finals = allocation.allocate(cfg.allocation, self.target, shapes, fixed)
+        shapes = {n: self.member_shape(p) for n, p in self.params.items()}
+        self.schedules, self.member_finals = [], []
+        for cfg, target, _ in self.members:
+            self.schedules.append(PolynomialSchedule(cfg.begin_step, cfg.end_step, cfg.frequency))
+            fixed = allocation.fixed_layers(list(shapes), cfg.first_layer_dense, cfg.layer_overrides)
+            self.member_finals.append(allocation.allocate(cfg.allocation, target, shapes, fixed))
+        together = {tuple(n for n, f in finals.items() if f is None) for finals in self.member_finals}
+        if len(together) > 1:
+            raise ValueError("members of one pack must rank the same tensors together (one allocation)")
+        self.ranked_together = list(together.pop())
+        self.schedule, self.finals = self.schedules[0], self.member_finals[0]
+        self._by_schedule: dict[PolynomialSchedule, list[int]] = {}  # members of a pack mostly share one
+        for k, schedule in enumerate(self.schedules):
+            self._by_schedule.setdefault(schedule, []).append(k)
 
     def scores(self, name: str, param: torch.Tensor) -> torch.Tensor:
         """Higher score = kept longer. Overridden by each method."""
         raise NotImplementedError
 
     def after_step(self, step: int) -> None:
-        if self.schedule.is_update_step(step):
-            self.update_masks(step)
+        due = sorted(k for sched, ks in self._by_schedule.items() if sched.is_update_step(step) for k in ks)
+        if due:
+            self.update_masks(step, due)
         self.apply_masks()
 
     @torch.no_grad()
-    def update_masks(self, step: int) -> None:
-        ranked_together = [n for n, final in self.finals.items() if final is None]
-        for name, final in self.finals.items():
-            if final is not None:
-                n_pruned = round(self.schedule.sparsity(step, final) * self.params[name].numel())
-                self._masks[name] = self._prune(self._masked_scores(name), n_pruned).view_as(self.params[name])
-        if ranked_together:
-            scores = torch.cat([self._masked_scores(n) for n in ranked_together])
-            keep = self._prune(scores, round(self.schedule.sparsity(step, self.target) * scores.numel()))
-            for name, part in zip(ranked_together, keep.split([self.params[n].numel() for n in ranked_together])):
-                self._masks[name] = part.view_as(self.params[name])
+    def update_masks(self, step: int, due: list[int] | None = None) -> None:
+        """New masks for the members in `due` (all when None), each from its own schedule and target."""
+        due = list(range(len(self.members))) if due is None else due
+        rows = torch.tensor(due, device=next(iter(self.params.values())).device)
+        for name in self.params:
+            if name in self.ranked_together:
+                continue
+            numel = self.member_shape(self.params[name]).numel()
+            n_pruned = [round(self.schedules[k].sparsity(step, self.member_finals[k][name]) * numel) for k in due]
+            self._set_rows(name, rows, self._prune(self._masked_scores(name)[rows], n_pruned))
+        if self.ranked_together:
+            scores = torch.cat([self._masked_scores(n)[rows] for n in self.ranked_together], dim=1)
+            n_pruned = [round(self.schedules[k].sparsity(step, self.members[k][1]) * scores.shape[1]) for k in due]
+            keep = self._prune(scores, n_pruned)
+            sizes = [self.member_shape(self.params[n]).numel() for n in self.ranked_together]
+            for name, part in zip(self.ranked_together, keep.split(sizes, dim=1)):
+                self._set_rows(name, rows, part)
+
+    def _set_rows(self, name: str, rows: torch.Tensor, keep: torch.Tensor) -> None:
+        mask = self.member_rows(self._masks[name]).clone()
+        mask[rows] = keep
+        self._masks[name] = mask.view(self._masks[name].shape)
 
     def _masked_scores(self, name: str) -> torch.Tensor:
-        scores = self.scores(name, self.params[name]).flatten().float()
-        return scores.masked_fill(~self._masks[name].flatten(), float("-inf"))
+        scores = self.member_rows(self.scores(name, self.params[name])).float()
+        return scores.masked_fill(~self.member_rows(self._masks[name]), float("-inf"))
 
     @staticmethod
-    def _prune(scores: torch.Tensor, n_pruned: int) -> torch.Tensor:
+    def _prune(scores: torch.Tensor, n_pruned: list[int]) -> torch.Tensor:
+        """Per row of `scores` (one member each), keep all but its `n_pruned[row]` lowest scores."""
         # stable sort: ties are broken by position, so the same scores always give the same mask
-        order = torch.argsort(scores, stable=True)
-        keep = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
-        keep[order[:n_pruned]] = False
-        return keep
+        order = torch.argsort(scores, dim=1, stable=True)
+        counts = torch.tensor(n_pruned, device=scores.device)[:, None]
+        ranked_keep = torch.arange(scores.shape[1], device=scores.device)[None, :] >= counts
+        return torch.empty_like(ranked_keep).scatter_(1, order, ranked_keep)

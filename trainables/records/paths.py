@@ -6,7 +6,8 @@ it stays at the end of every path built from it, so each one opens the same file
 <storage>/<sweep>/
     spec.yaml           the spec as given
     sweep.json          manifest: spec hash, trial ids, versions
-    results/{evals,trials,layers}/<trial_id>.parquet
+    results/{evals,trials,layers}/<unit>.parquet   a unit is a trial, or a pack of trials run together
+    packs/<pack_id>.json    the members of each pack; packs/layout-<stage>.json: the units a stage launched
     report/             what `sparsity report` writes
     tune/               Ray Tune's experiment state and trial checkpoints (first stage)
     tune-<stage>/       the same, for each dependent stage
@@ -107,3 +108,16 @@ def train_dir(sweep: str) -> str:
 def artifacts_dir(sweep: str) -> str:
     """What trials keep for later stages (trainables/artifacts.py), one folder per trial id."""
     return join(sweep, "artifacts")
+
+
+def packs_dir(sweep: str) -> str:
+    """Packed trials (trainables/packing/): one JSON file per pack, and each stage's launched layout."""
+    return join(sweep, "packs")
+
+
+def pack_file(sweep: str, pack_id: str) -> str:
+    return join(packs_dir(sweep), f"{pack_id}.json")
+
+
+def layout_file(sweep: str, stage: str) -> str:
+    return join(packs_dir(sweep), f"layout-{stage}.json")

@@ -1,6 +1,7 @@
-"""Writing the public results tables (DESIGN.md §Results): one Parquet file per trial and table.
+"""Writing the public results tables (DESIGN.md §Results): one Parquet file per unit and table, where a unit
+is a trial or a pack of trials trained together (trainables/packing/).
 
-A trial rewrites its whole file each time (temporary name, then rename), so a restarted or re-run trial
+A unit rewrites its whole file each time (temporary name, then rename), so a restarted or re-run unit
 replaces its own rows and never duplicates them; readers never see a half-written file.
 """
 
@@ -84,14 +85,32 @@ def key_fields(trial: Trial) -> dict[str, Any]:
 
 def write_rows(trial: Trial, table: str, rows: list[dict[str, Any]]) -> str:
     """Atomically replace this trial's file of `table` with `rows` (key and hyper-parameter columns added)."""
-    sch = schema(table, trial.hp_columns)
-    hps = {
-        k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in trial.hyperparameters.items()
-    }
-    base = {**key_fields(trial), **(hps if table in HP_TABLES else {})}
-    full = [{**base, **row} for row in rows]
-    arrow = pa.Table.from_pylist(full, schema=sch)
-    fs, path = storage.resolve(paths.result_file(trial.sweep_dir, table, trial.trial_id))
+    return write_unit(trial.sweep_dir, trial.trial_id, table, [(trial, rows)])
+
+
+def keyed(trial: Trial, table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` with the trial's key columns (and, in `evals` and `trials`, its hyper-parameters) added."""
+    base = key_fields(trial)
+    if table in HP_TABLES:
+        base.update(
+            {
+                k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+                for k, v in trial.hyperparameters.items()
+            }
+        )
+    return [{**base, **row} for row in rows]
+
+
+def write_unit(sweep_dir: str, unit_id: str, table: str, parts: list[tuple[Trial, list[dict[str, Any]]]]) -> str:
+    """Atomically replace a unit's file of `table` with the rows of each of its trials (a pack has many)."""
+    sch = schema(table, parts[0][0].hp_columns)
+    full = [row for trial, rows in parts for row in keyed(trial, table, rows)]
+    return write_table(sweep_dir, unit_id, table, pa.Table.from_pylist(full, schema=sch))
+
+
+def write_table(sweep_dir: str, unit_id: str, table: str, arrow: pa.Table) -> str:
+    """Atomically replace a unit's file of `table` with `arrow` (rows already keyed)."""
+    fs, path = storage.resolve(paths.result_file(sweep_dir, table, unit_id))
     folder, name = path.rsplit("/", 1)
     fs.create_dir(folder, recursive=True)
     tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"  # dot-prefixed: pyarrow.dataset skips it
@@ -102,7 +121,12 @@ def write_rows(trial: Trial, table: str, rows: list[dict[str, Any]]) -> str:
 
 def read_rows(trial: Trial, table: str) -> list[dict[str, Any]]:
     """This trial's rows of `table` as written by `write_rows` (empty if it wrote none)."""
-    fs, path = storage.resolve(paths.result_file(trial.sweep_dir, table, trial.trial_id))
+    return read_unit(trial.sweep_dir, trial.trial_id, table)
+
+
+def read_unit(sweep_dir: str, unit_id: str, table: str) -> list[dict[str, Any]]:
+    """The rows of a unit's file of `table` (empty if it wrote none)."""
+    fs, path = storage.resolve(paths.result_file(sweep_dir, table, unit_id))
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return []
     return pq.read_table(path, filesystem=fs).to_pylist()

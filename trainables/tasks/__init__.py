@@ -22,6 +22,9 @@ class Task:
     metric: ClassVar[str]
     mode: ClassVar[str] = "max"  # whether a higher metric is better ("max") or a lower one ("min")
     max_workers: ClassVar[int] = 1
+    # packing (trainables/packing/): the options in which the members of one pack may differ; every other
+    # option (and the step count) is the pack's shape, shared by all its members
+    pack_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: Any, seed: int, device: torch.device):
         self.options, self.seed, self.device = options, seed, device
@@ -34,6 +37,17 @@ class Task:
     def lengthened(cls, options: Any, factor: float) -> Any:
         """These options with training `factor` times as long, its schedule stretched with it (scratch-b)."""
         raise ValueError(f"task {cls.name} does not know how to train {factor:g} times as long")
+
+    @classmethod
+    def pack_refusal(cls, options: Any) -> str | None:
+        """Why trials of this task with these options cannot run packed, or None if they can."""
+        return f"task {cls.name} has no stacked model"
+
+    @classmethod
+    def packed(cls, members: list[tuple[Any, int]], device: torch.device) -> Any:
+        """The stacked form of K trials of this task, one (options, seed) each (see tasks/supervised.py's
+        PackedSupervised for the interface the pack's loop uses)."""
+        raise NotImplementedError
 
     @property
     def total_steps(self) -> int:

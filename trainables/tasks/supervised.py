@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from methods.base import option
+from trainables.packing.model import StackedSGD, stack_sequential
 from trainables.tasks import Task, param_groups
 
 
@@ -40,7 +41,23 @@ class RecipeOptions:
 
 
 class SupervisedTask(Task):
-    """Subclasses provide `train_data()` -> (x, y) as a classmethod, the model, the loss and `evaluate`."""
+    """Subclasses provide `train_data()` -> (x, y) as a classmethod, the model, the loss and `evaluate`; a
+    subclass whose model is a stack of Linear layers (and parameter-free ones) packs by setting `Packed`."""
+
+    pack_options = frozenset({"lr", "lr_schedule", "momentum", "weight_decay"})
+    Packed: type[PackedSupervised] | None = None
+
+    @classmethod
+    def pack_refusal(cls, options: RecipeOptions) -> str | None:
+        if cls.Packed is None:
+            return f"task {cls.name} has no stacked model"
+        if options.optimizer != "sgd":
+            return f"optimizer {options.optimizer} runs unpacked (the stacked optimizer is SGD)"
+        return None
+
+    @classmethod
+    def packed(cls, members: list[tuple[RecipeOptions, int]], device: torch.device) -> PackedSupervised:
+        return cls.Packed(cls, members, device)
 
     def __init__(self, options: RecipeOptions, seed: int, device: torch.device):
         super().__init__(options, seed, device)
@@ -78,10 +95,13 @@ class SupervisedTask(Task):
             return o.lr * 0.1 ** sum(epoch >= m for m in milestones)
         return o.lr
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_indices(self, step: int) -> torch.Tensor:
         epoch, index = divmod(step - 1, self.steps_per_epoch)
         order = self._permutation(epoch)
-        idx = order[index * self.options.batch_size : (index + 1) * self.options.batch_size]
+        return order[index * self.options.batch_size : (index + 1) * self.options.batch_size]
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.batch_indices(step)
         return self.x[idx], self.y[idx]
 
     def _permutation(self, epoch: int) -> torch.Tensor:
@@ -89,3 +109,71 @@ class SupervisedTask(Task):
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm, self._perm_epoch = torch.randperm(len(self.x), generator=gen).to(self.device), epoch
         return self._perm
+
+
+class PackedSupervised:
+    """K trials of one supervised task as one stacked computation, each member exactly as it would run alone:
+    its own initial weights (its init seed), batch order (its seed), learning-rate schedule, momentum and weight
+    decay. `loss` returns one value per member; their sum is what the pack back-propagates, so every gradient a
+    member sees is its own. Subclasses give the per-member `loss` and `evaluate`."""
+
+    def __init__(self, task_cls: type[SupervisedTask], members: list[tuple[RecipeOptions, int]], device):
+        # per-member recipes on the CPU: their schedules and permutations, without a copy of the data each
+        self.members = [task_cls(options, seed, torch.device("cpu")) for options, seed in members]
+        first = self.members[0]
+        self.options, self.steps_per_epoch, self.device = first.options, first.steps_per_epoch, device
+        self.total_steps, self.eval_every = first.total_steps, first.eval_every
+        x, y = task_cls.train_data()
+        self.x, self.y = x.to(device), y.to(device)
+        seeds = list(dict.fromkeys(seed for _, seed in members))  # members mostly share a few seeds
+        self._seed_of = [seeds.index(seed) for _, seed in members]
+        self._seed_task = [self.members[self._seed_of.index(i)] for i in range(len(seeds))]
+        self.momentum = self._vector([o.momentum for o, _ in members])
+        self.weight_decay = self._vector([o.weight_decay for o, _ in members])
+        self._lr_epoch, self._perm_epoch = None, None
+
+    def _vector(self, values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32, device=self.device)
+
+    def build_model(self, init_seeds: list[int]) -> nn.Module:
+        """The stacked model; member k's weights are those `torch.manual_seed(init_seeds[k])` gives it alone."""
+        models = []
+        for task, seed in zip(self.members, init_seeds):
+            torch.manual_seed(seed)
+            models.append(task.build_model())
+        return stack_sequential(models).to(self.device)
+
+    def build_optimizer(self, model: nn.Module) -> StackedSGD:
+        return StackedSGD(list(model.parameters()), self.momentum, self.weight_decay)
+
+    def learning_rates(self, step: int) -> torch.Tensor:
+        """Every member's rate for optimizer step `step`, shape (K,); the schedules change once per epoch."""
+        epoch = (step - 1) // self.steps_per_epoch
+        if self._lr_epoch != epoch:
+            self._lr, self._lr_epoch = self._vector([m.learning_rate(step) for m in self.members]), epoch
+        return self._lr
+
+    def learning_rate_values(self, step: int) -> list[float]:
+        """The same rates as Python floats (double precision), as an unpacked trial records them."""
+        return [m.learning_rate(step) for m in self.members]
+
+    def batch_indices(self, step: int) -> torch.Tensor:
+        """(K, batch) indices: row k is what member k's `batch_indices(step)` gives alone."""
+        epoch, index = divmod(step - 1, self.steps_per_epoch)
+        if self._perm_epoch != epoch:
+            perms = torch.stack([t._permutation(epoch) for t in self._seed_task]).to(self.device)
+            self._perms, self._perm_epoch = perms[torch.tensor(self._seed_of, device=self.device)], epoch
+        size = self.options.batch_size
+        return self._perms[:, index * size : (index + 1) * size]
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.batch_indices(step)
+        return self.x[idx], self.y[idx]
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        """One loss per member, shape (K,)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module) -> list[float]:
+        """The task's metric for every member."""
+        raise NotImplementedError

@@ -1,0 +1,227 @@
+"""The loop of a pack: K members trained as one stacked computation, each with the numbers it would have alone.
+
+Step by step it is the unpacked loop (training/loop.py) with a member axis: one loss per member, summed so that
+each member's gradient is its own; one optimizer update with per-member rates; the sparsifier's `after_step`.
+A member whose loss is not finite ends `diverged` at that step, as it would alone, and is frozen from then on;
+the others go on unchanged. Rows are written per pack (one file per table), state is checkpointed for all.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+import methods
+from trainables import tasks
+from trainables.packing.pack import Pack
+from trainables.records import results
+from trainables.training.session import Session
+
+FINAL = ("completed", "diverged")
+
+
+def build(pack: Pack, device: torch.device):
+    """The pack's stacked task, model, sparsifier and optimizer, as at step 0."""
+    members = pack.members
+    task_cls = tasks.get(members[0].task)
+    task = task_cls.packed([(task_cls.Options(**t.task_options), t.seed) for t in members], device)
+    model = task.build_model([t.init.get("init_seed", t.seed) for t in members])
+    method = methods.get(members[0].method)
+    sparsifier = method.for_members([(method.Config(**t.method_config), t.target_sparsity, t.seed) for t in members])
+    sparsifier.prepare(model)
+    sparsifier.apply_masks()
+    return task, model, sparsifier, task.build_optimizer(model)
+
+
+def run_pack(
+    pack: Pack, session: Session, device: torch.device | None = None, max_steps: int | None = None, on_step=None
+) -> list[dict[str, Any]]:
+    """Train every member of `pack` to the end (resuming from the session's checkpoint); return their primary
+    trial rows. `on_step(step, losses, lrs, sparsifier)` is called after every step (tests, debugging)."""
+    members = pack.members
+    torch.set_num_threads(members[0].threads)
+    state = session.restore() or {}
+    if not state:
+        state = _carried(pack)  # members whose rows already say they finished are not trained again
+        if len(state["ended"]) == len(members):
+            session.report({**_counts(pack, state["ended"]), "done": True, "already_finished": True}, None)
+            return _primary(pack, state["ended"])
+    task, model, sparsifier, optimizer = build(pack, device or torch.device("cpu"))
+    if "model" in state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        sparsifier.load_state_dict(state["sparsifier"])
+        torch.set_rng_state(state["rng"])
+    step, evals, ended = state.get("step", 0), state["evals"], state["ended"]
+    active = torch.tensor([t.trial_id not in ended for t in members], device=model[0].weight.device)
+    elapsed, started = state.get("wall_time_s", 0.0), time.perf_counter()
+    end = task.total_steps if max_steps is None else min(task.total_steps, max_steps)
+    losses = torch.zeros(len(members))
+    while step < end and bool(active.any()):
+        step += 1
+        lrs = task.learning_rates(step)
+        losses = task.loss(model, task.batch(step)) + sparsifier.penalty(step)
+        finite = torch.isfinite(losses.detach())
+        if not bool(finite[active].all()):  # these members end here, before this step's update, as alone
+            wall = elapsed + time.perf_counter() - started
+            for k in (active & ~finite).nonzero().flatten().tolist():
+                ended[members[k].trial_id] = _final(members[k], task, sparsifier, k, None, "diverged", step, wall)
+            active &= finite
+        everyone = bool(active.all())
+        (losses.sum() if everyone else torch.where(active, losses, 0.0).sum()).backward()
+        optimizer.step(lrs, None if everyone else active)
+        sparsifier.after_step(step)
+        if on_step:
+            on_step(step, losses.detach(), lrs, sparsifier)
+        if step % task.eval_every == 0 or step == end:
+            wall = elapsed + time.perf_counter() - started
+            latest = _eval_rows(pack, task, model, sparsifier, active, step, losses.detach(), lrs, wall)
+            evals += latest
+            if step == end:
+                status = "completed" if step == task.total_steps else "stopped"
+                for row in latest:
+                    k = row.pop("_member")
+                    ended[members[k].trial_id] = _final(members[k], task, sparsifier, k, row, status, step, wall)
+            for row in latest:
+                row.pop("_member", None)
+            _write(pack, evals, ended)
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "sparsifier": sparsifier.state_dict(),
+                "rng": torch.get_rng_state(),
+                "step": step,
+                "evals": evals,
+                "ended": ended,
+                "wall_time_s": wall,
+            }
+            session.report({**_counts(pack, ended), "step": step, "done": step == end}, state)
+    if not bool(active.any()) and step < end:  # every member diverged: nothing left to train
+        _write(pack, evals, ended)
+        session.report({**_counts(pack, ended), "step": step, "done": True}, None)
+    return _primary(pack, ended)
+
+
+def _carried(pack: Pack) -> dict[str, Any]:
+    """A fresh start's state: the rows of members that finished in an earlier run of this pack (its own files)."""
+    rows = {table: results.read_unit(pack.sweep_dir, pack.pack_id, table) for table in ("trials", "layers", "evals")}
+    done = {r["trial_id"] for r in rows["trials"] if r["status"] in FINAL}
+    done -= {r["trial_id"] for r in rows["trials"] if r["status"] not in FINAL}
+    mine = {t.trial_id for t in pack.members}
+    ended = {
+        tid: {table: [_strip(r) for r in rows[table] if r["trial_id"] == tid] for table in ("trials", "layers")}
+        for tid in done & mine
+    }
+    return {"ended": ended, "evals": [_strip(r) for r in rows["evals"] if r["trial_id"] in ended]}
+
+
+def _strip(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as read back, without the key and hyper-parameter columns `results.keyed` adds again."""
+    return {**row, "_trial": row["trial_id"]}
+
+
+def _member_stats(sparsifier, k: int) -> tuple[float, list[dict[str, Any]]]:
+    """Member k's achieved sparsity and its layers rows, from its masks."""
+    layers, kept, total = [], 0, 0
+    for name, mask in sparsifier.masks().items():
+        own = mask[k] if sparsifier.stacked else mask
+        nonzero = int(own.sum().item())
+        kept, total = kept + nonzero, total + own.numel()
+        layers.append(
+            {
+                "layer": name,
+                "shape": "x".join(map(str, own.shape)),
+                "numel": own.numel(),
+                "nonzero": nonzero,
+                "sparsity": 1.0 - nonzero / own.numel(),
+            }
+        )
+    return 1.0 - kept / total, layers  # the unpacked Sparsifier.sparsity()'s arithmetic
+
+
+def _metric_fields(task_cls) -> dict[str, Any]:
+    return {"metric": task_cls.metric, "primary": True, "metric_detail": None}
+
+
+def _eval_rows(pack, task, model, sparsifier, active, step, losses, lrs, wall) -> list[dict[str, Any]]:
+    """One evaluation row per member still training (tagged with its index for the caller)."""
+    task_cls = tasks.get(pack.members[0].task)
+    values, rates = task.evaluate(model), task.learning_rate_values(step)
+    rows = []
+    for k in active.nonzero().flatten().tolist():
+        trial = pack.members[k]
+        sparsity, _ = _member_stats(sparsifier, k)
+        rows.append(
+            {
+                "_member": k,
+                "_trial": trial.trial_id,
+                "config_hash": trial.config_hash,
+                **_metric_fields(task_cls),
+                "step": step,
+                "value": values[k],
+                "sparsity": sparsity,
+                "loss": float(losses[k]),
+                "current_lr": rates[k],
+                "wall_time_s": wall,
+            }
+        )
+    return rows
+
+
+def _final(trial, task, sparsifier, k, last_eval, status, step, wall) -> dict[str, list[dict[str, Any]]]:
+    """Member k's trials and layers rows as its unpacked run would write them at its end."""
+    task_cls = tasks.get(trial.task)
+    sparsity, layers = _member_stats(sparsifier, k)
+    value = last_eval["value"] if last_eval is not None and status != "diverged" else math.nan
+    row = {
+        "_trial": trial.trial_id,
+        "config_hash": trial.config_hash,
+        **_metric_fields(task_cls),
+        "source": "sweep",
+        "status": status,
+        "mode": task_cls.mode,
+        "value": value,
+        "sparsity": sparsity,
+        "steps": step,
+        "wall_time_s": wall,
+    }
+    return {
+        "trials": [row],
+        "layers": [{"_trial": trial.trial_id, "config_hash": trial.config_hash, **r} for r in layers],
+    }
+
+
+def _write(pack: Pack, evals: list[dict[str, Any]], ended: dict[str, dict[str, list]]) -> None:
+    """The pack's files, whole: evaluations so far, then layers and trials rows of the members that ended (trials
+    last: a member's trials rows are the record that it finished)."""
+    by_id = {t.trial_id: t for t in pack.members}
+
+    def parts(rows):
+        grouped: dict[str, list] = {}
+        for row in rows:
+            grouped.setdefault(row["_trial"], []).append({k: v for k, v in row.items() if k != "_trial"})
+        return [(by_id[tid], rs) for tid, rs in grouped.items()]
+
+    tables = {"evals": evals}
+    for table in ("layers", "trials"):
+        tables[table] = [row for tid in by_id if tid in ended for row in ended[tid][table]]
+    for table, rows in tables.items():
+        if rows:
+            results.write_unit(pack.sweep_dir, pack.pack_id, table, parts(rows))
+
+
+def _counts(pack: Pack, ended: dict[str, Any]) -> dict[str, Any]:
+    statuses = [rows["trials"][0]["status"] for rows in ended.values()]
+    return {
+        "members": len(pack.members),
+        "completed": sum(s == "completed" for s in statuses),
+        "diverged": sum(s == "diverged" for s in statuses),
+        "stopped": sum(s == "stopped" for s in statuses),
+    }
+
+
+def _primary(pack: Pack, ended: dict[str, Any]) -> list[dict[str, Any]]:
+    return [ended[t.trial_id]["trials"][0] for t in pack.members if t.trial_id in ended]
