@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
+import tqdm
 from ray import tune
 
+from sweep.packing import unit_of
 from trainables.records import results
 from trainables.trial import Trial
 
@@ -23,59 +26,153 @@ def _what(cfg: dict) -> str:
 
 
 class Progress(tune.Callback):
-    """One line per finished trial (Tune's own tables are turned off)."""
+    """A live count of a stage's trials (a pack's members one by one): finished, running, failed, diverged, the
+    rate and the ETA (tqdm's). On a terminal it redraws in place on stderr; in a log (a Ray job, CI) the same line
+    is printed every LOG_EVERY seconds. Failures, retries and divergences get a line each; finishing does not."""
 
-    def __init__(self, total: int, enabled: bool = True):
-        self.total, self.enabled, self.started = total, enabled, time.time()
+    LOG_EVERY = 30.0
+
+    def __init__(self, total: int, enabled: bool = True, already: int = 0):
+        self.total, self.enabled, self.started, self.already = total, enabled, time.time(), already
+        self.units: dict[str, dict] = {}  # Tune trial id -> size, state, completed, diverged, progress
+        self._bar, self._logged = None, 0.0
+
+    def __getstate__(self):  # Tune pickles its callbacks with the experiment; a live bar is not state
+        return {**self.__dict__, "_bar": None}
 
     def say(self, line: str) -> None:
         if self.enabled:
+            if self._bar is not None:
+                self._bar.clear()
             print(line, flush=True)
 
-    def _line(self, trials, trial, word: str) -> str:
-        finished = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
-        cfg, result = trial.config["trial"], trial.last_result or {}
+    def _unit(self, trial) -> dict:
+        if trial.trial_id not in self.units:
+            unit = unit_of(trial.config)
+            size = unit["pack"]["size"] if "pack" in unit else 1
+            self.units[trial.trial_id] = {"size": size, "state": "running", "completed": 0, "diverged": 0, "done": 0.0}
+        return self.units[trial.trial_id]
+
+    def counts(self) -> dict[str, float]:
+        out = {"finished": self.already, "running": 0, "failed": 0, "diverged": 0, "progress": float(self.already)}
+        for u in self.units.values():
+            ended = u["completed"] + u["diverged"]
+            out["finished"] += u["completed"]
+            out["diverged"] += u["diverged"]
+            if u["state"] == "failed":
+                out["failed"] += u["size"] - ended
+            elif u["state"] == "running":
+                out["running"] += u["size"] - ended
+            out["progress"] += ended + (u["size"] - ended) * (u["done"] if u["state"] == "running" else 1.0)
+        return out
+
+    def line(self) -> str:
+        c = self.counts()
+        postfix = f"finished {c['finished']}, running {c['running']}, failed {c['failed']}, diverged {c['diverged']}"
+        meter = tqdm.tqdm.format_meter(
+            min(c["progress"], self.total), self.total, time.time() - self.started, unit="trial", postfix=postfix
+        )
+        return meter
+
+    def _update(self, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        if sys.stderr.isatty():
+            if self._bar is None:
+                self._bar = tqdm.tqdm(total=self.total, unit="trial", dynamic_ncols=True, leave=True)
+            c = self.counts()
+            self._bar.n = min(c["progress"], self.total)
+            self._bar.set_postfix_str(
+                f"finished {c['finished']}, running {c['running']}, failed {c['failed']}, diverged {c['diverged']}"
+            )
+        elif final or time.time() - self._logged >= self.LOG_EVERY:
+            self._logged = time.time()
+            print(self.line(), flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._unit(trial)["state"] = "running"
+        self._update()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        unit = self._unit(trial)
+        unit["completed"], unit["diverged"] = result.get("completed", 0), result.get("diverged", 0)
+        if result.get("steps_total"):
+            unit["done"] = min(1.0, result["step"] / result["steps_total"])
+        self._update()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        unit, result = self._unit(trial), trial.last_result or {}
+        unit["state"] = "ended"
+        if "members" in result:  # a pack
+            unit["completed"], unit["diverged"] = result["completed"] + result.get("stopped", 0), result["diverged"]
+            if result["diverged"]:
+                self.say(f"  {result['diverged']} of the {result['members']} trials of {trial.trial_id} diverged")
+        elif result.get("status") == "diverged":  # a result, not a failure: never retried
+            unit["diverged"] = 1
+            self.say(self._single(trial, "DIVERGED") + f"loss not finite at step {result.get('step')}")
+        else:
+            unit["completed"] = 1
+        self._update()
+
+    def _single(self, trial, word: str) -> str:
+        unit, result = unit_of(trial.config), trial.last_result or {}
+        if "pack" in unit:
+            return f"{word:<8} {unit['pack']['pack_id']} ({unit['pack']['size']} trials)  "
+        cfg = unit["trial"]
         score = (
             f"{result['metric']} {result['value']:.4f}  sparsity {result['sparsity']:.4f}" if "value" in result else ""
         )
-        count = f"{len(finished):>{len(str(self.total))}}/{self.total} {time.time() - self.started:6.0f}s"
-        target = _target(cfg["target_sparsity"])
-        return f"[{count}] {word:<8} {_what(cfg):<19} target {target:<5} seed {cfg['seed']}  {score}"
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        result = trial.last_result or {}
-        if result.get("status") == "diverged":  # a result, not a failure: never retried
-            self.say(self._line(trials, trial, "DIVERGED") + f"loss not finite at step {result.get('step')}")
-        else:
-            self.say(self._line(trials, trial, "done"))
+        return f"{word:<8} {_what(cfg):<19} target {_target(cfg['target_sparsity']):<5} seed {cfg['seed']}  {score}"
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.say(self._line(trials, trial, "FAILED") + f"  (see {trial.local_path})")
+        self._unit(trial)["state"] = "failed"
+        self.say(self._single(trial, "FAILED") + f"  (see {trial.local_path})")
+        self._update()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.say(f"  retrying {trial.config['trial']['trial_id']} from its last checkpoint")
+        self.say(f"  retrying {_name(trial)} from its last checkpoint")
+
+    def close(self) -> None:
+        """The last count (printed in a log, or the bar left on screen)."""
+        self._update(final=True)
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _name(trial) -> str:
+    unit = unit_of(trial.config)
+    return unit["pack"]["pack_id"] if "pack" in unit else unit["trial"]["trial_id"]
 
 
 class RecordFailures(tune.Callback):
     """A trial that errored out for good gets a `failed` row, so the results show it; a later successful
-    resume of the same trial replaces the row."""
+    resume of the same trial replaces the row. In a pack, every member that had not ended gets one."""
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        cfg = Trial.from_dict(trial.config["trial"])
-        result = trial.last_result or {}
-        results.write_rows(
-            cfg,
-            "trials",
-            [
-                {
-                    "source": "sweep",
-                    "status": "failed",
-                    "metric": result.get("metric"),
-                    "primary": True,
-                    "value": float("nan"),
-                    "sparsity": result.get("sparsity"),
-                    "steps": result.get("step", 0),
-                    "wall_time_s": result.get("time_total_s"),
-                }
-            ],
-        )
+        unit, result = unit_of(trial.config), trial.last_result or {}
+        row = {
+            "source": "sweep",
+            "status": "failed",
+            "metric": result.get("metric"),
+            "primary": True,
+            "value": float("nan"),
+            "sparsity": result.get("sparsity"),
+            "steps": result.get("step", 0),
+            "wall_time_s": result.get("time_total_s"),
+        }
+        if "trial" in unit:
+            results.write_rows(Trial.from_dict(unit["trial"]), "trials", [row])
+            return
+        from trainables.packing import pack as packs
+
+        pack = packs.load(unit["pack"]["sweep_dir"], unit["pack"]["pack_id"])
+        kept = [r for r in results.read_unit(pack.sweep_dir, pack.pack_id, "trials") if r["status"] in FINAL]
+        ended = {r["trial_id"] for r in kept}
+        failed = [(m, [{"config_hash": m.config_hash, **row}]) for m in pack.members if m.trial_id not in ended]
+        by_id = {m.trial_id: m for m in pack.members}
+        again = [(by_id[r["trial_id"]], [r]) for r in kept]
+        results.write_unit(pack.sweep_dir, pack.pack_id, "trials", again + failed)
+
+
+FINAL = ("completed", "diverged")

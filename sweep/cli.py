@@ -167,20 +167,75 @@ def cmd_demo(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from sweep import plan, spec
+    """Validate a spec; summarise its trials (per stage and method) and how they run (packs), or list them."""
+    from sweep import packing, plan, spec
     from trainables.records import paths
 
     parsed = spec.load(args.spec)
-    trials = plan.expand(parsed, paths.sweep_dir(args.storage, parsed.name), args.spec)
-    print(f"{parsed.name}: {len(trials)} trials of task {parsed.task} -> {paths.sweep_dir(args.storage, parsed.name)}")
-    index = {t.trial_id: i for i, t in enumerate(trials)}
-    for i, t in enumerate(trials):
-        origin = f"  (stage {t.stage}, from [{index[t.parent_trial_id]}])" if t.parent_trial_id else ""
-        print(f"  [{i}] {t.trial_id}{origin}")
+    folder = paths.sweep_dir(args.storage, parsed.name)
+    trials = plan.expand(parsed, folder, args.spec)
+    print(f"{parsed.name}: {len(trials)} trials of task {parsed.task} -> {paths.redact(folder)}")
+    slots = packing.auto_slots(os.cpu_count() or 1, runner_cpus(parsed))
+    by_stage = plan.stage_of(trials)
+    for stage, members in by_stage.items():
+        lay = packing.layout(members, parsed.resources.pack, slots, bool(parsed.stages))
+        _print_stage(stage, members, lay, parsed.resources.pack, slots, len(by_stage) > 1)
+    if args.list:
+        index = {t.trial_id: i for i, t in enumerate(trials)}
+        for i, t in enumerate(trials):
+            origin = f"  (stage {t.stage}, from [{index[t.parent_trial_id]}])" if t.parent_trial_id else ""
+            print(f"  [{i}] {t.trial_id}{origin}")
+    else:
+        print(f"  (list every trial with: sparsity plan {args.spec} --list)")
     for name, stage in parsed.stages.items():
         if stage.parents == "best":
             print(f"stage {name}: parents: best, so only the children of each sparsity's best configuration run")
     return 0
+
+
+def runner_cpus(parsed) -> float:
+    from sweep.runner import trial_cpus
+
+    return trial_cpus(parsed)
+
+
+def _print_stage(stage: str, members, lay, pack, slots: int, staged: bool) -> None:
+    """Per method: trials, task shapes, and how they run (packs and their sizes, or one Tune trial each)."""
+    label = f"stage {stage}: " if staged else ""
+    how = (
+        "one Tune trial each"
+        if pack == 1
+        else f"pack: {pack}" + (f" ({slots} trial slots here)" if pack == "auto" else "")
+    )
+    print(f"  {label}{len(members)} trials as {lay.size} Tune trials ({how})")
+    rows, shapes = {}, {}
+    for t in members:
+        rows.setdefault(t.method, {"trials": 0, "shapes": set(), "packs": [], "single": 0})
+        rows[t.method]["trials"] += 1
+        if id(t.task_options) not in shapes:  # one options dict per grid point, shared by its trials
+            shapes[id(t.task_options)] = _shape(t)
+        rows[t.method]["shapes"].add(shapes[id(t.task_options)])
+    for p in lay.packs:
+        rows[p.members[0].method]["packs"].append(len(p.members))
+    for t in lay.singles:
+        rows[t.method]["single"] += 1
+    width = max(len(m) for m in rows)
+    for method, r in rows.items():
+        sizes = sorted(set(r["packs"]))
+        packs = f"{len(r['packs'])} packs of {'/'.join(map(str, sizes))}" if r["packs"] else "no packs"
+        print(
+            f"    {method:<{width}}  {r['trials']:>7} trials  {len(r['shapes']):>4} task shapes  {packs}, "
+            f"{r['single']} single"
+        )
+    for why, n in lay.refusals.items():
+        print(f"    {n} trials run unpacked: {why}")
+
+
+def _shape(trial) -> str:
+    from trainables import tasks
+
+    task_cls = tasks.get(trial.task)
+    return repr(sorted((k, str(v)) for k, v in trial.task_options.items() if k not in task_cls.pack_options))
 
 
 def cmd_debug(args) -> int:
@@ -365,8 +420,13 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo, report=True)
 
-    plan = with_storage(sub.add_parser("plan", help="validate a spec and list its trials; runs and writes nothing"))
+    plan = with_storage(
+        sub.add_parser(
+            "plan", help="validate a spec and summarise its trials and packs (--list: every trial); writes nothing"
+        )
+    )
     plan.add_argument("spec", help="path to the sweep spec (YAML)")
+    plan.add_argument("--list", action="store_true", help="also list every trial with its index (for `debug --trial`)")
     plan.set_defaults(func=cmd_plan)
 
     report = sub.add_parser("report", help="write SWEEP_DIR/report/ (tables, plot) and print the table")

@@ -137,6 +137,7 @@ def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
     for task_values in grid(spec.task_options, task_cls.Options):
         options = _construct(task_cls.Options, task_values, "task_options", source)
         total = task_cls.total_steps_for(options)
+        options_dict = dataclasses.asdict(options)  # once per grid point: shared (read-only) by its trials
         for name, method_values in spec.methods.items():
             method = methods.get(name)
             grids = method_values if isinstance(method_values, list) else [method_values]
@@ -146,6 +147,7 @@ def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
                     config.check_steps(total)
                 except ValueError as e:
                     raise SpecError(f"{source}: methods.{name}: {e}") from None
+                config_dict = dataclasses.asdict(config)
                 for target in spec.sparsity if method.targets_sparsity else [None if method.learns_sparsity else 0.0]:
                     digest = config_hash(spec.task, options, name, config, target)
                     for seed in spec.seeds:
@@ -156,9 +158,9 @@ def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
                                 trial_id=trial_id(name, target, digest, seed),
                                 config_hash=digest,
                                 task=spec.task,
-                                task_options=dataclasses.asdict(options),
+                                task_options=options_dict,
                                 method=name,
-                                method_config=dataclasses.asdict(config),
+                                method_config=config_dict,
                                 target_sparsity=target,
                                 seed=seed,
                                 hp_columns=hp_columns,

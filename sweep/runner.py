@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import cluster  # noqa: F401  (sets Tune's environment before ray.tune is imported)
 from sweep import plan
+from sweep.packing import unit_of
 from sweep.spec import Spec, SpecError
 from trainables.records import paths
 from trainables.records import storage as store  # `storage` is run()'s argument
@@ -112,8 +113,43 @@ def max_concurrent(spec: Spec) -> int | None:
     return limit
 
 
+def _size(config: dict) -> int:
+    unit = unit_of(config)
+    return unit["pack"]["size"] if "pack" in unit else 1
+
+
 def _trial_name(trial) -> str:
-    return trial.config["trial"]["trial_id"]
+    unit = unit_of(trial.config)
+    return unit["pack"]["pack_id"] if "pack" in unit else unit["trial"]["trial_id"]
+
+
+def _units(spec: Spec, sweep_dir: str, stage: str, runnable: list[Trial], exists: bool, restorable: bool, label: str):
+    """The Tune trials of a stage, and whether its last Tune experiment can be restored as it is: the same
+    trials, grouped as before. Otherwise the trials whose rows say they finished are left out (whatever units
+    they ran in), the others are grouped afresh, and rows they left in other units' files are dropped."""
+    import ray
+
+    from sweep import packing
+    from trainables.packing.pack import member_config
+
+    res = spec.resources
+    slots = packing.auto_slots(ray.cluster_resources().get("CPU", 1), trial_cpus(spec))
+    key = packing.layout_key(runnable, res.pack, slots)
+    before = packing.recorded(sweep_dir, stage) if exists else None
+    if restorable and before is not None and before["key"] == key:
+        return None, True, 0
+    if restorable and before is None and res.pack == 1 and _launched(sweep_dir, stage, runnable):
+        return None, True, 0  # a sweep recorded before packing existed: one trial per Tune trial, as now
+    done = packing.finished_ids(sweep_dir) if exists else set()
+    todo = [t for t in runnable if t.trial_id not in done]
+    lay = packing.layout(todo, res.pack, slots, bool(spec.stages))
+    for why, n in lay.refusals.items():
+        print(f"{label}: {n} trials run unpacked: {why}")
+    if exists:
+        packing.drop_stale_rows(sweep_dir, lay)
+    packing.record(sweep_dir, stage, key, lay, res.pack)
+    units = [{"pack": member_config(p)} for p in lay.packs] + [{"trial": t.to_dict()} for t in lay.singles]
+    return units, False, len(runnable) - len(todo)
 
 
 def run(
@@ -160,21 +196,27 @@ def run(
             skipped += orphans + unchosen
             if not runnable:
                 continue
-            reporter = Progress(len(runnable), enabled=progress)
             tune_dir = paths.tune_dir(sweep_dir, stage)
-            if exists and _launched(sweep_dir, stage, runnable) and tune.Tuner.can_restore(tune_dir):
+            restorable = exists and tune.Tuner.can_restore(tune_dir)
+            units, restore, already = _units(spec, sweep_dir, stage, runnable, exists, restorable, label)
+            reporter = Progress(len(runnable), enabled=progress, already=already)
+            if restore:
                 # the restored experiment keeps its own callbacks (pickled with it), progress included
                 reporter.say(f"resuming {label} from {paths.redact(tune_dir)}")
                 tuner = tune.Tuner.restore(tune_dir, trainable=fn, resume_unfinished=True, resume_errored=True)
+            elif not units:
+                reporter.say(f"{label}: all {len(runnable)} trials had already finished")
+                continue
             else:
-                _record_launch(sweep_dir, stage, runnable)
                 tuner = tune.Tuner(
                     fn,
-                    param_space={"trial": tune.grid_search([t.to_dict() for t in runnable])},
+                    param_space={"unit": tune.grid_search(units)},
                     tune_config=tune.TuneConfig(
                         max_concurrent_trials=max_concurrent(spec),
                         trial_name_creator=_trial_name,
-                        reuse_actors=False if res.workers > 1 else None,  # a fresh driver process per Ray Train run
+                        # one process serves trial after trial (no torch import per trial); a multi-worker
+                        # trial's driver is fresh each time (a Ray Train run per process)
+                        reuse_actors=res.workers == 1,
                         trial_dirname_creator=_trial_name,
                     ),
                     run_config=tune.RunConfig(
@@ -186,8 +228,12 @@ def run(
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     ),
                 )
-            reporter.say(f"{label}: {len(runnable)} trials -> {paths.redact(sweep_dir)}")
-            errored += sum(r.error is not None for r in tuner.fit())
+            earlier = f" ({already} already finished)" if already else ""
+            as_units = "" if restore else f"{earlier} as {len(units)} Tune trials"
+            reporter.say(f"{label}: {len(runnable)} trials{as_units} -> {paths.redact(sweep_dir)}")
+            errored += sum(_size(r.config) for r in tuner.fit() if r.error is not None)
+            if not restore:  # a restored experiment counts with its own (restored) reporter
+                reporter.close()
     finished = len(trials) - errored - skipped
     return Outcome(sweep_dir, len(trials), finished, errored, time.perf_counter() - started, skipped)
 
@@ -222,14 +268,9 @@ def _launch_file(sweep_dir: str, stage: str) -> str:
     return paths.join(sweep_dir, f"tune-{stage}.trials")
 
 
-def _record_launch(sweep_dir: str, stage: str, runnable: list[Trial]) -> None:
-    """Which trials this stage's Tune experiment holds: a later run restores it only if that is still the set (a
-    dependent stage can grow when more parents completed, and a restored experiment cannot take new trials)."""
-    if stage != "main":
-        store.write_text(_launch_file(sweep_dir, stage), plan_hash(runnable))
-
-
 def _launched(sweep_dir: str, stage: str, runnable: list[Trial]) -> bool:
+    """Sweeps recorded before packing: whether a stage's Tune experiment holds these trials (a dependent stage
+    can grow when more parents completed, and a restored experiment cannot take new trials)."""
     if stage == "main":  # the first stage always holds the whole first-stage plan
         return True
     where = _launch_file(sweep_dir, stage)

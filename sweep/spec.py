@@ -34,6 +34,12 @@ class Resources:
         "torch", "plain torch, or DeepSpeed (deepspeed.initialize per worker)"
     )
     zero_stage: int = option(0, "DeepSpeed ZeRO stage: 0 (plain data parallel, right for ResNet-50's size), 1 or 2")
+    pack: int | str = option(
+        1,
+        "small trials of one shape trained together as one Tune trial: at most this many per pack, or auto "
+        "(up to 256, spread over the cluster's trial slots); 1: one trial per Tune trial. Trials that cannot "
+        "pack run one each",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +184,10 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
             f"{resources.zero_stage} is not supported: sparsifiers need whole parameters "
             "on every rank; allowed: 0, 1, 2",
         )
+    if resources.pack != "auto" and (
+        isinstance(resources.pack, bool) or not isinstance(resources.pack, int) or resources.pack < 1
+    ):
+        fail("resources.pack", f"expected a positive integer or auto, got {_kind(resources.pack)} {resources.pack!r}")
     if resources.max_concurrent_trials < 0:
         fail("resources.max_concurrent_trials", "expected 0 (no limit) or a positive count")
     fields["resources"] = resources

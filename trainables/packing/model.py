@@ -37,6 +37,8 @@ def stack_sequential(members: list[nn.Sequential]) -> nn.Sequential:
             stacked = StackedLinear(len(members), layer.in_features, layer.out_features)
             stacked.load_members([m[i] for m in members])
             layers.append(stacked)
+        elif isinstance(layer, nn.ReLU):
+            layers.append(nn.ReLU(inplace=True))  # same numbers; saves a (K, B, width) buffer per layer and step
         elif not list(layer.parameters()):
             layers.append(layer)
         else:

@@ -121,7 +121,9 @@ def run_trial(
                 "wall_time_s": wall,
             }
             others = {r["metric"]: r["value"] for r in latest[1:] if r["config_hash"] == latest[0]["config_hash"]}
-            session.report({**others, **_metrics(latest[0], done), "resumed_from_step": resumed_from}, state)
+            session.report(
+                {**others, **_metrics(latest[0], done), "resumed_from_step": resumed_from, "steps_total": end}, state
+            )
 
     if status == "diverged":
         wall = elapsed + time.perf_counter() - started

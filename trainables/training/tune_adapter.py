@@ -30,8 +30,16 @@ class TuneSession:
 
 
 def trainable(config: dict[str, Any]) -> None:
-    """Tune function trainable: `config["trial"]` is a `Trial.to_dict()`. A multi-worker trial launches Ray
-    Train workers from here; a single-worker one trains in this process."""
+    """Tune function trainable: `config["trial"]` is a `Trial.to_dict()`, or `config["pack"]` names a pack of
+    trials (trainables/packing/) to read from the sweep folder. A multi-worker trial launches Ray Train workers
+    from here; a single-worker one or a pack trains in this process."""
+    config = config.get("unit", config)  # sweeps started before packing carry the trial at the top level
+    if "pack" in config:
+        from trainables.packing import pack
+        from trainables.packing.loop import run_pack
+
+        run_pack(pack.load(config["pack"]["sweep_dir"], config["pack"]["pack_id"]), TuneSession())
+        return
     trial = Trial.from_dict(config["trial"])
     if trial.workers > 1:
         from trainables.training.train_adapter import run_distributed
