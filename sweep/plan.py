@@ -80,7 +80,7 @@ def stage_of(trials: list[Trial]) -> dict[str, list[Trial]]:
 
 def _children(spec: Spec, name: str, stage, parents: list[Trial], source: str) -> list[Trial]:
     """One trial per (parent x variant x rewind step): the parent's task, its masks fixed, started as the variant
-    says (trainables/reinit.py). Its config hash is the parent's plus the variant, so seeds group as usual."""
+    says (trainables/training/reinit.py). Its config hash is the parent's plus the variant, so seeds group as usual."""
     from trainables.training.reinit import VARIANTS
 
     task_cls = tasks.get(spec.task)

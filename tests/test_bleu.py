@@ -1,4 +1,4 @@
-"""Unit tests for `trainables.bleu`: the study's tokenized, compound-split BLEU and sacreBLEU, checked by hand."""
+"""Unit tests for `trainables.tasks.transformer.bleu`: the study's tokenized, compound-split BLEU and sacreBLEU, checked by hand."""
 
 from __future__ import annotations
 

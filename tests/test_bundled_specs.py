@@ -17,6 +17,7 @@ SIZES = {
     "resnet50_variational_dropout.yaml": 180,
     "resnet50_extended.yaml": 4,
     "demo.yaml": 22,
+    "cubist_packed_1024.yaml": 1024,
     "resnet50_tiny_cpu.yaml": 2,
     "transformer_magnitude.yaml": 504,
     "transformer_random.yaml": 504,

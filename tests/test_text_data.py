@@ -1,4 +1,4 @@
-"""Unit tests for `trainables.text` on tiny corpora in tmp_path: files, the cached SentencePiece model and encodings
+"""Unit tests for `trainables.tasks.transformer.text` on tiny corpora in tmp_path: files, the cached SentencePiece model and encodings
 (also under two concurrent processes), the (seed, step) -> batch contract of `TokenBatches`, and the synthetic corpus.
 """
 

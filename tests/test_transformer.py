@@ -1,4 +1,4 @@
-"""The Transformer model and its decoders (trainables/transformer.py), without data."""
+"""The Transformer model and its decoders (trainables/tasks/transformer/model.py), without data."""
 
 from __future__ import annotations
 

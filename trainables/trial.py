@@ -12,7 +12,7 @@ STAGE_COLUMNS = {"variant": "str", "time_multiplier": "float", "rewind_step": "i
 @dataclasses.dataclass(frozen=True)
 class Trial:
     sweep: str
-    sweep_dir: str  # absolute path or URI; results go under it (trainables.paths)
+    sweep_dir: str  # absolute path or URI; results go under it (trainables.records.paths)
     trial_id: str  # config_hash + seed: unique within a sweep
     config_hash: str  # hash of the canonical non-default config, seed excluded
     task: str

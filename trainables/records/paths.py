@@ -106,7 +106,7 @@ def train_dir(sweep: str) -> str:
 
 
 def artifacts_dir(sweep: str) -> str:
-    """What trials keep for later stages (trainables/artifacts.py), one folder per trial id."""
+    """What trials keep for later stages (trainables/records/artifacts.py), one folder per trial id."""
     return join(sweep, "artifacts")
 
 
