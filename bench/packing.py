@@ -37,16 +37,24 @@ class Quiet(LocalSession):
 
 
 def trials(width: int, members: int, folder: str):
+    """The first `members` trials of a study-like grid: 3 learning rates x 3 schedules x 5 repeats (seeds) x
+    target sparsities (as many as needed), the study's `imp` (global magnitude pruning every 97 steps)."""
+    targets = [round(0.5 + 0.49 * i / 64, 4) for i in range(64)][: max(1, -(-members // 45))]
     data = {
         "name": "bench",
         "task": "cubist_spiral",
-        "task_options": {"width": width, "epochs": 50, "eval_every": 19500},
-        # the study's `imp`: global magnitude pruning every 97 steps on the cubic schedule
+        "task_options": {
+            "width": width,
+            "epochs": 50,
+            "eval_every": 19500,
+            "lr": [0.05, 0.1, 0.2],
+            "lr_schedule": ["cosine", "multistep", "constant"],
+        },
         "methods": {"magnitude": {"begin_step": 97, "end_step": 19303, "frequency": 97, "allocation": "global"}},
-        "sparsity": [0.95],
-        "seeds": list(range(members)),
+        "sparsity": targets,
+        "seeds": [0, 1, 2, 3, 4],
     }
-    return plan.expand(spec.parse(data, "bench"), folder)
+    return plan.expand(spec.parse(data, "bench"), folder)[:members]
 
 
 def timed(run, steps: int) -> float:

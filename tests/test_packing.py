@@ -91,16 +91,21 @@ def sorted_rows(rows):
     [
         {"magnitude": {"begin_step": 50, "end_step": 600, "frequency": [25, 50], "allocation": "global"}},
         {"random": {"begin_step": 50, "end_step": 600, "frequency": 50, "allocation": "erk"}},
+        {"magnitude": {"begin_step": 50, "end_step": 600, "frequency": [25, 50]}},
     ],
-    ids=["magnitude-global", "random-erk"],
+    ids=["magnitude-global", "random-erk", "magnitude-width3"],
 )
-def test_a_pack_of_8_trains_each_member_as_it_would_alone(tmp_path, method):
-    trials = trials_of(tmp_path, method=method, seeds=(0, 1) if "random" in method else (0,))
+def test_a_pack_of_8_trains_each_member_as_it_would_alone(tmp_path, method, request):
+    # width 3 takes the members-last path of the stacked model (packing/model.py), width 16 batched matmuls
+    width = 3 if "width3" in request.node.name else 16
+    options = {"width": width, "epochs": 2, "lr": [0.05, 0.1], "eval_every": 390}
+    trials = trials_of(tmp_path, task_options=options, method=method, seeds=(0, 1) if "random" in method else (0,))
     assert len(trials) == 8
     pack = Pack(pack_id(trials), tuple(trials))
 
     # identical initial weights and batch indices
     task, model, _, _ = pack_loop.build(pack, torch.device("cpu"))
+    assert model.members_last == (width == 3)
     for k, t in enumerate(trials):
         alone_task, alone, _, _ = unpacked_loop.build(t, torch.device("cpu"))
         for name, param in alone.named_parameters():
@@ -359,3 +364,48 @@ def test_plan_summarises_150000_trials(tmp_path):
     assert any("151200 trials as" in line and "Tune trials (pack: auto" in line for line in lines)
     assert any(line.split()[:2] == ["magnitude", "75600"] and "14 task shapes" in line for line in lines)
     assert len(lines) < 20  # a summary, not a row per trial
+
+
+def test_plan_says_once_which_trials_cannot_pack(write_spec, tmp_path):
+    path = write_spec(
+        {
+            "name": "mixed",
+            "task": "cubist_spiral",
+            "task_options": {"width": 4, "epochs": 1, "lr": [0.05, 0.1]},
+            "methods": {"magnitude": {"begin_step": 50, "end_step": 300}, "l0": {"weight": 1.0e-4}},
+            "sparsity": [0.9],
+            "seeds": [0, 1, 2],
+            "resources": {"pack": "auto"},
+        }
+    )
+    out = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "sparsity"), "plan", path, "--storage", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (
+        out.stdout.count("cannot run packed") == 1
+        and "6 trials run unpacked: method l0 cannot run packed" in out.stdout
+    )
+    assert "12 trials as 7 Tune trials" in out.stdout, out.stdout  # 6 magnitude trials in one pack, 6 l0 alone
+
+
+@pytest.mark.parametrize("permuted_rows", [2**22, 0], ids=["per-seed-epochs", "gather"])
+def test_a_packs_batches_are_its_members_own(monkeypatch, permuted_rows):
+    """Both ways of building a pack's batches (few seeds: per-seed permuted epochs; many: a gather) give member k
+    exactly the batch it gets alone, across an epoch boundary."""
+    from trainables.tasks import supervised
+
+    monkeypatch.setattr(supervised, "PERMUTED_ROWS", permuted_rows)
+    from trainables.tasks.cubist import CubistOptions, CubistSpiral
+
+    members = [(CubistOptions(width=3, epochs=2, lr=lr), seed) for seed in (0, 3, 0, 7) for lr in (0.05, 0.1)]
+    packed = CubistSpiral.packed(members, torch.device("cpu"))
+    alone = [CubistSpiral(o, seed, torch.device("cpu")) for o, seed in members]
+    for step in (1, 2, 389, 390, 391, 780):
+        x, y = packed.batch(step)
+        for k, task in enumerate(alone):
+            want_x, want_y = task.batch(step)
+            assert torch.equal(x[k], want_x) and torch.equal(y[k], want_y), (step, k)
