@@ -70,7 +70,7 @@ class Progress(tune.Callback):
         c = self.counts()
         postfix = f"finished {c['finished']}, running {c['running']}, failed {c['failed']}, diverged {c['diverged']}"
         meter = tqdm.tqdm.format_meter(
-            min(c["progress"], self.total), self.total, time.time() - self.started, unit="trial", postfix=postfix
+            int(min(c["progress"], self.total)), self.total, time.time() - self.started, unit="trial", postfix=postfix
         )
         return meter
 
@@ -81,7 +81,7 @@ class Progress(tune.Callback):
             if self._bar is None:
                 self._bar = tqdm.tqdm(total=self.total, unit="trial", dynamic_ncols=True, leave=True)
             c = self.counts()
-            self._bar.n = min(c["progress"], self.total)
+            self._bar.n = int(min(c["progress"], self.total))
             self._bar.set_postfix_str(
                 f"finished {c['finished']}, running {c['running']}, failed {c['failed']}, diverged {c['diverged']}"
             )
