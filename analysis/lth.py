@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 
-from analysis import plots, tables
+from analysis import tables
 
 ORDER = ["pruned", "scratch_e", "scratch_b", "sparsity_aware_init", "scratch_b_sparsity_aware_init", "lottery"]
 KEYS = ["stage", "parent_method", "target_sparsity", "variant"]
@@ -20,11 +21,15 @@ def has_stages(trials: pd.DataFrame) -> bool:
     return "stage" in trials and trials["stage"].fillna("main").ne("main").any()
 
 
-def _label(row) -> str:
-    rewind = row.get("rewind_step")
-    if row["variant"] == "lottery" and pd.notna(rewind) and rewind > 0:
-        return f"lottery (rewind {int(rewind)})"
-    return row["variant"]
+def _labels(kids: pd.DataFrame) -> list:
+    """Each child's variant, a lottery ticket rewound to step k labelled 'lottery (rewind k)'."""
+    labels = kids["variant"].tolist()
+    if "rewind_step" in kids:
+        rewind = kids["rewind_step"]
+        rewound = (kids["variant"] == "lottery") & rewind.notna() & (rewind > 0)
+        for i in np.flatnonzero(rewound.to_numpy()):
+            labels[i] = f"lottery (rewind {int(rewind.iloc[i])})"
+    return labels
 
 
 def seed_rows(trials: pd.DataFrame) -> pd.DataFrame:
@@ -37,7 +42,7 @@ def seed_rows(trials: pd.DataFrame) -> pd.DataFrame:
         kids = kids.assign(
             stage=stage,
             parent_method=kids["parent_trial_id"].map(method_of),
-            variant=[_label(r) for _, r in kids.iterrows()],
+            variant=_labels(kids),
         )
         parents = done[done["trial_id"].isin(set(kids["parent_trial_id"]))]
         parts += [kids, parents.assign(stage=stage, parent_method=parents["method"], variant="pruned")]
@@ -101,6 +106,8 @@ def section(trials: pd.DataFrame, folder: str) -> list[str]:
     if best.empty:
         return ["## Lottery ticket and scratch retraining", "", "(no completed child trials yet)", ""]
     best.to_csv(os.path.join(folder, "lottery.csv"), index=False)
+    from analysis import plots  # matplotlib only when drawing (the CLI imports this module for every command)
+
     plots.lth_bars(seed_rows(trials), best, os.path.join(folder, "lottery.png"))
     lines = [
         "## Lottery ticket and scratch retraining",

@@ -63,7 +63,7 @@ LEVELS = {TRANSFORMER: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98), RESNET50: (0.5, 0.
 VD_THRESHOLDS = tuple(0.5 * i for i in range(11))
 TARGETED = ("magnitude", "random")  # methods that aim at a target sparsity (part of their configuration)
 
-# pandas dtypes of the trials columns this module fills (the Arrow types of trainables.results.COLUMNS["trials"])
+# pandas dtypes of the trials columns this module fills (the Arrow types of trainables.records.results.COLUMNS["trials"])
 TRIAL_DTYPES = {
     "sweep": "str",
     "trial_id": "str",
@@ -85,7 +85,7 @@ TRIAL_DTYPES = {
     "steps": "Int64",
     "wall_time_s": "float64",
 }
-# one column per hyper-parameter, with its kind (as trainables.results.ARROW_TYPES names them)
+# one column per hyper-parameter, with its kind (as trainables.records.results.ARROW_TYPES names them)
 HP_KINDS = {
     "hparams_set": "str",
     "dataset": "str",

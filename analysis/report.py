@@ -11,10 +11,35 @@ import tempfile
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from analysis import lth, plots, tables
-from analysis.load import read_table
+from analysis import lth, tables
+from analysis.load import read_arrow, read_table, to_frame
 from trainables.records import paths, storage
+
+# The columns of `trials` the report computes with. The others (the hyper-parameters) only name the best
+# configurations (_details), so they stay in Arrow rather than be copied through every pandas filter.
+CORE = [
+    "trial_id",
+    "parent_trial_id",
+    "stage",
+    "task",
+    "method",
+    "seed",
+    "config_hash",
+    "target_sparsity",
+    "status",
+    "metric",
+    "primary",
+    "mode",
+    "value",
+    "sparsity",
+    "steps",
+    "variant",  # the lottery-ticket section labels children by these two
+    "rewind_step",
+]
+UNREAD = ("sweep", "source", "metric_detail", "wall_time_s")  # used by no part of the report
 
 
 @dataclass
@@ -63,7 +88,8 @@ def _render(
         raise ReportError(f"unknown reference {reference!r}; available: {', '.join(REFERENCES)}")
     if not storage.is_dir(sweep_dir):
         raise ReportError(f"{paths.redact(sweep_dir)}: no such sweep folder")
-    trials = read_table(sweep_dir, "trials")
+    found = _read_trials(sweep_dir)
+    trials = to_frame(found.table.select([c for c in CORE if c in found.table.column_names]))
     if trials.empty:
         where = paths.redact(paths.table_dir(sweep_dir, "trials"))
         raise ReportError(f"{paths.redact(sweep_dir)}: no finished trials yet (nothing in {where})")
@@ -73,7 +99,8 @@ def _render(
         raise ReportError(f"{paths.redact(sweep_dir)}: {e}") from None
     everything = tables.assign_levels(trials)  # all stages: the lottery-ticket section reads children too
     if "stage" in trials:  # the method x sparsity comparison is of the first stage's methods
-        trials = trials[trials["stage"].fillna("main") == "main"]
+        main = trials["stage"].fillna("main") == "main"
+        trials = trials if main.all() else trials[main]  # no copy of a sweep without later stages
     learned = trials["target_sparsity"].isna()
     trials = tables.assign_levels(trials)
     os.makedirs(folder, exist_ok=True)
@@ -93,10 +120,11 @@ def _render(
         "",
     ]
     if not best.empty:
-        points = trials[learned & (trials["status"] == "completed")]
-        plots.metric_vs_sparsity(trials, best, os.path.join(folder, "metric_vs_sparsity.png"), points)
-        sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "", "## Details", "", _details(best, trials), ""]
-        sections += _heatmap(sweep_dir, best, heatmap_level, folder)
+        points = trials.loc[learned & (trials["status"] == "completed"), ["method", "config_hash", "sparsity", "value"]]
+        _plots().metric_vs_sparsity(trials, best, os.path.join(folder, "metric_vs_sparsity.png"), points)
+        details = _details(best, trials, found)
+        sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "", "## Details", "", details, ""]
+        sections += _heatmap(found, best, heatmap_level, folder)
     if learned.any():
         sections += _learned(trials, learned)
     sections += ["## Achieved vs target sparsity", "", _audit(trials[~learned]), ""]
@@ -112,7 +140,29 @@ def _render(
     return Report(folder, table, len(trials))
 
 
-def _heatmap(sweep_dir: str, best, level: float | None, folder: str) -> list[str]:
+def _plots():
+    """matplotlib and seaborn load only when a report is drawn: the CLI imports this module for every command."""
+    from analysis import plots
+
+    return plots
+
+
+@dataclass
+class _Trials:
+    """The trials table as read (every column but UNREAD) and each row's unit."""
+
+    sweep_dir: str
+    table: pa.Table
+    units: pa.ChunkedArray | None
+
+
+def _read_trials(sweep_dir: str) -> _Trials:
+    table = read_arrow(sweep_dir, "trials", exclude=UNREAD, unit_column=_UNIT)
+    units = table[_UNIT] if _UNIT in table.column_names else None
+    return _Trials(sweep_dir, table.drop_columns([_UNIT]) if units is not None else table, units)
+
+
+def _heatmap(found: _Trials, best, level: float | None, folder: str) -> list[str]:
     sparse = best[best["method"] != "dense"]
     if sparse.empty:
         return []
@@ -120,7 +170,9 @@ def _heatmap(sweep_dir: str, best, level: float | None, folder: str) -> list[str
         per_method = sparse.groupby("method")["target_sparsity"].apply(set)
         common = set.intersection(*per_method) if len(per_method) else set()
         level = max(common) if common else sparse["target_sparsity"].max()
-    grid = plots.layer_heatmap(read_table(sweep_dir, "layers"), best, level, os.path.join(folder, "layer_sparsity.png"))
+    chosen = best.loc[(best["target_sparsity"] == level) & (best["method"] != "dense"), "config_hash"]
+    layers = _layers(found, set(chosen))
+    grid = _plots().layer_heatmap(layers, best, level, os.path.join(folder, "layer_sparsity.png"))
     if grid is None:
         return [f"## Per-layer sparsity at {level:g}", "", "(no method has a result at this level)", ""]
     return [
@@ -133,6 +185,25 @@ def _heatmap(sweep_dir: str, best, level: float | None, folder: str) -> list[str
         tables.to_markdown(grid.round(4)),
         "",
     ]
+
+
+def _layers(found: _Trials, chosen: set[str]) -> pd.DataFrame:
+    """The `layers` rows of the configurations `chosen` (config hashes): a few hundred rows among millions.
+
+    A trial's rows of every table sit in its unit's files (trainables/packing; a resumed sweep drops stale copies
+    elsewhere: sweep/packing.drop_stale_rows), so only the units holding those configurations' `trials` rows
+    are read; if that misses a completed trial's layers, the whole table is scanned. Each trial writes its
+    tensors in model order, so their first-seen order is the model's either way."""
+    keys = found.table.select(["trial_id", "config_hash", "status"])
+    mine = pc.is_in(keys["config_hash"], value_set=pa.array(sorted(chosen), pa.string()))
+    if found.units is not None:
+        ids = pc.unique(found.units.filter(mine).cast(pa.string())).to_pylist()
+        layers = read_table(found.sweep_dir, "layers", LAYER_COLUMNS, where={"config_hash": chosen}, units=ids)
+        ours = keys.filter(mine)
+        done = ours.filter(pc.equal(ours["status"], "completed"))["trial_id"].to_pylist()
+        if set(done) <= set(layers.get("trial_id", ())):
+            return layers
+    return read_table(found.sweep_dir, "layers", LAYER_COLUMNS, where={"config_hash": chosen})
 
 
 def _learned(trials, learned) -> list[str]:
@@ -193,7 +264,7 @@ def _published(tasks: set[str], best) -> list[str]:
 
 
 def _summary(trials) -> str:
-    one = trials.drop_duplicates("trial_id")
+    one = trials[["trial_id", "status"]].drop_duplicates("trial_id")  # two columns: nothing else is copied
     counts = one["status"].value_counts().to_dict()
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     rows = f", {len(trials)} result rows (one per evaluation variant)" if len(trials) > len(one) else ""
@@ -212,12 +283,13 @@ def _legend(best) -> str:
     )
 
 
-def _details(best, trials) -> str:
-    varying = [c for c in trials.columns if c not in _FIXED and trials[c].nunique(dropna=True) > 1]
+def _details(best, trials, found: _Trials) -> str:
+    """The best configurations with the hyper-parameters that vary over the compared rows (`trials`, whose index
+    is each row's position in `found.table`)."""
+    shown = _hyperparameters(best, trials, found)
     rows = []
     for r in best.itertuples():
-        example = trials[trials["config_hash"] == r.config_hash].iloc[0]
-        hps = ", ".join(f"{c}={example[c]}" for c in varying if example.notna()[c])
+        hps = ", ".join(f"{c}={v}" for c, v in shown[r.config_hash].items())
         rows.append(
             {
                 "method": r.method,
@@ -230,6 +302,34 @@ def _details(best, trials) -> str:
             }
         )
     return tables.to_markdown(pd.DataFrame(rows), index=False)
+
+
+def _hyperparameters(best, trials, found: _Trials) -> dict[str, dict]:
+    """Per best configuration hash, {column: value} of its first row for the columns outside _FIXED with more than
+    one distinct (non-null) value over `trials`, nulls left out; values print as pandas would hold them."""
+    table, positions = found.table, trials.index.to_numpy()
+    whole = len(positions) == table.num_rows  # the usual case: nothing was filtered out, no copy needed
+    candidates = [c for c in table.column_names if c not in _FIXED]
+    varying = [c for c in candidates if _distinct(table[c] if whole else table[c].take(positions)) > 1]
+    hashes = set(best["config_hash"])
+    first = trials.loc[trials["config_hash"].isin(hashes), "config_hash"].drop_duplicates()
+    rows = table.select(varying).take(first.index.to_numpy())
+    shown = {h: {} for h in hashes}
+    for name in varying:
+        column = rows[name]
+        if pa.types.is_integer(column.type) and table[name].null_count:  # pandas reads such a column as float
+            column = column.cast(pa.float64())
+        for h, v in zip(first, column.to_pylist()):
+            if v is not None and v == v:  # v != v: NaN, which pandas counts as missing
+                shown[h][name] = v
+    return shown
+
+
+def _distinct(column) -> int:
+    """Distinct values, nulls and NaN not counted (pandas' nunique)."""
+    if pa.types.is_floating(column.type):
+        column = column.filter(pc.invert(pc.is_nan(column)))  # NaN: a missing value to pandas
+    return pc.count_distinct(column, mode="only_valid").as_py()
 
 
 def _audit(trials) -> str:
@@ -245,6 +345,8 @@ def _audit(trials) -> str:
     )
 
 
+LAYER_COLUMNS = ["trial_id", "method", "config_hash", "layer", "sparsity"]
+_UNIT = "<unit>"  # the column read_arrow adds: each row's unit id (no results column can have this name)
 _FIXED = {
     "primary",
     "metric_detail",

@@ -61,8 +61,9 @@ def assign_levels(trials: pd.DataFrame, tolerance: float = LEVEL_TOLERANCE) -> p
 
 def per_config(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, config_hash): mean and std over the completed seeds."""
-    done = trials[trials["status"] == "completed"]
-    grouped = done.groupby(CELL + ["config_hash", "metric", "mode"], dropna=False)
+    keys = CELL + ["config_hash", "metric", "mode"]
+    done = trials.loc[trials["status"] == "completed", keys + ["value", "seed", "sparsity"]]  # copy no other column
+    grouped = done.groupby(keys, dropna=False)
     out = grouped.agg(
         value_mean=("value", "mean"),
         value_std=("value", "std"),
@@ -96,12 +97,10 @@ def pareto(configs: pd.DataFrame) -> pd.DataFrame:
     keep = []
     for _, group in configs.groupby("method"):
         sign = -1.0 if group["mode"].iloc[0] == "max" else 1.0
-        best_so_far = math.inf
-        for i, row in group.sort_values(["sparsity_mean", "value_mean"], ascending=[False, sign > 0]).iterrows():
-            score = sign * row["value_mean"]
-            if score < best_so_far:
-                keep.append(i)
-                best_so_far = score
+        ordered = group.sort_values(["sparsity_mean", "value_mean"], ascending=[False, sign > 0])
+        score = sign * ordered["value_mean"]
+        before = score.fillna(math.inf).cummin().shift(fill_value=math.inf)  # best of the sparser ones (NaN: none)
+        keep += list(ordered.index[score < before])
     return configs.loc[keep].sort_values(["method", "sparsity_mean"])
 
 
@@ -131,11 +130,10 @@ def wide_table(best: pd.DataFrame) -> pd.DataFrame:
 
 def audit(trials: pd.DataFrame, tolerance: float = AUDIT_TOLERANCE) -> pd.DataFrame:
     """Completed trials whose achieved sparsity misses their target by more than `tolerance`."""
-    done = trials[(trials["status"] == "completed") & (trials["method"] != "dense")]
+    columns = ["trial_id", "method", "target_sparsity", "sparsity"]
+    done = trials.loc[(trials["status"] == "completed") & (trials["method"] != "dense"), columns]
     miss = (done["sparsity"] - done["target_sparsity"]).abs()
-    return done.loc[miss > tolerance, ["trial_id", "method", "target_sparsity", "sparsity"]].assign(
-        miss=miss[miss > tolerance]
-    )
+    return done.loc[miss > tolerance, columns].assign(miss=miss[miss > tolerance])
 
 
 def to_markdown(df: pd.DataFrame, index: bool = True) -> str:
