@@ -86,8 +86,11 @@ class Progress(tune.Callback):
                 f"finished {c['finished']}, running {c['running']}, failed {c['failed']}, diverged {c['diverged']}"
             )
         elif final or time.time() - self._logged >= self.LOG_EVERY:
-            self._logged = time.time()
-            print(self.line(), flush=True)
+            line = self.line()
+            if final and line == getattr(self, "_last", None):
+                return  # the count did not change since it was last printed
+            self._logged, self._last = time.time(), line
+            print(line, flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._unit(trial)["state"] = "running"
