@@ -40,6 +40,9 @@ class Progress(tune.Callback):
     def __getstate__(self):  # Tune pickles its callbacks with the experiment; a live bar is not state
         return {**self.__dict__, "_bar": None}
 
+    def __setstate__(self, state):  # an experiment pickled by an older version restores with what it lacks
+        self.__dict__.update({"already": 0, "units": {}, "_bar": None, "_logged": 0.0, **state})
+
     def say(self, line: str) -> None:
         if self.enabled:
             if self._bar is not None:
