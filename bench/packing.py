@@ -69,15 +69,15 @@ def timed(run, steps: int) -> float:
     return (marks[steps] - marks[WARMUP]) / (steps - WARMUP)
 
 
-def unpacked_step(width: int, steps: int, folder: str) -> float:
+def unpacked_step(width: int, steps: int, folder: str, device: torch.device) -> float:
     trial = trials(width, 1, folder)[0]
-    return timed(lambda cb: run_trial(trial, Quiet(folder + "/u"), max_steps=steps, on_step=cb), steps)
+    return timed(lambda cb: run_trial(trial, Quiet(folder + "/u"), device, max_steps=steps, on_step=cb), steps)
 
 
-def packed_step(width: int, members: int, steps: int, folder: str) -> float:
+def packed_step(width: int, members: int, steps: int, folder: str, device: torch.device) -> float:
     group = trials(width, members, folder)
     pack = Pack(pack_id(group), tuple(group))
-    return timed(lambda cb: run_pack(pack, Quiet(folder + "/p"), max_steps=steps, on_step=cb), steps)
+    return timed(lambda cb: run_pack(pack, Quiet(folder + "/p"), device, max_steps=steps, on_step=cb), steps)
 
 
 def flops_per_member_step(width: int, batch: int = 128) -> float:
@@ -96,10 +96,10 @@ def gemm_rate(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - started)
 
 
-def full_pack(width: int, members: int, folder: str) -> float:
+def full_pack(width: int, members: int, folder: str, device: torch.device) -> float:
     group = [dataclasses.replace(t, sweep_dir=folder) for t in trials(width, members, folder)]
     started = time.perf_counter()
-    run_pack(Pack(pack_id(group), tuple(group)), Quiet(folder + "/full"))
+    run_pack(Pack(pack_id(group), tuple(group)), Quiet(folder + "/full"), device)
     return time.perf_counter() - started
 
 
@@ -111,24 +111,26 @@ def main() -> None:
     parser.add_argument("--unpacked-steps", type=int, default=1000)
     parser.add_argument("--full-pack", type=int, metavar="K", help="also time one K-member pack of 19,500 steps")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the GEMM-rate line is measured on the CPU)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    device = torch.device(args.device)
     rate = gemm_rate()
     print(f"one thread; large-GEMM rate {rate / 1e9:.1f} GFLOP/s; {os.cpu_count()} CPUs; torch {torch.__version__}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for width in args.widths:
-            alone = unpacked_step(width, args.unpacked_steps, folder) * 1e6
+            alone = unpacked_step(width, args.unpacked_steps, folder, device) * 1e6
             floor = flops_per_member_step(width) / rate * 1e6
             print(f"\nwidth {width}: unpacked {alone:.1f} µs per step; GEMM floor {floor:.2f} µs per member-step")
             print(f"  {'K':>5}  {'µs/member-step':>14}  {'unpacked / packed':>17}  {'% of GEMM rate':>14}")
             for k in args.members:
-                per = packed_step(width, k, args.steps, folder) * 1e6 / k
+                per = packed_step(width, k, args.steps, folder, device) * 1e6 / k
                 rows.append({"width": width, "K": k, "packed_us": per, "unpacked_us": alone, "floor_us": floor})
                 print(f"  {k:>5}  {per:>14.1f}  {alone / per:>16.1f}x  {100 * floor / per:>13.0f}%")
         if args.full_pack:
             for width in args.widths:
-                wall = full_pack(width, args.full_pack, folder)
+                wall = full_pack(width, args.full_pack, folder, device)
                 rows.append({"width": width, "K": args.full_pack, "full_pack_s": wall})
                 print(
                     f"\none {args.full_pack}-member pack at width {width}, 19,500 steps (+ 1 evaluation): {wall:.0f} s"
