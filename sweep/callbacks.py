@@ -8,7 +8,7 @@ import time
 import tqdm
 from ray import tune
 
-from sweep.packing import unit_of
+from sweep.packing import unit_name, unit_of, unit_size
 from trainables.records import results
 from trainables.trial import Trial
 
@@ -51,8 +51,7 @@ class Progress(tune.Callback):
 
     def _unit(self, trial) -> dict:
         if trial.trial_id not in self.units:
-            unit = unit_of(trial.config)
-            size = unit["pack"]["size"] if "pack" in unit else 1
+            size = unit_size(trial.config)
             self.units[trial.trial_id] = {"size": size, "state": "running", "completed": 0, "diverged": 0, "done": 0.0}
         return self.units[trial.trial_id]
 
@@ -69,13 +68,16 @@ class Progress(tune.Callback):
             out["progress"] += ended + (u["size"] - ended) * (u["done"] if u["state"] == "running" else 1.0)
         return out
 
+    @staticmethod
+    def _postfix(c: dict[str, float]) -> str:
+        return f"finished {c['finished']}, running {c['running']}, failed {c['failed']}, diverged {c['diverged']}"
+
     def line(self) -> str:
         c = self.counts()
-        postfix = f"finished {c['finished']}, running {c['running']}, failed {c['failed']}, diverged {c['diverged']}"
-        meter = tqdm.tqdm.format_meter(
-            int(min(c["progress"], self.total)), self.total, time.time() - self.started, unit="trial", postfix=postfix
+        done = int(min(c["progress"], self.total))
+        return tqdm.tqdm.format_meter(
+            done, self.total, time.time() - self.started, unit="trial", postfix=self._postfix(c)
         )
-        return meter
 
     def _update(self, final: bool = False) -> None:
         if not self.enabled:
@@ -85,9 +87,7 @@ class Progress(tune.Callback):
                 self._bar = tqdm.tqdm(total=self.total, unit="trial", dynamic_ncols=True, leave=True)
             c = self.counts()
             self._bar.n = int(min(c["progress"], self.total))
-            self._bar.set_postfix_str(
-                f"finished {c['finished']}, running {c['running']}, failed {c['failed']}, diverged {c['diverged']}"
-            )
+            self._bar.set_postfix_str(self._postfix(c))
         elif final or time.time() - self._logged >= self.LOG_EVERY:
             line = self.line()
             if final and line == getattr(self, "_last", None):
@@ -136,7 +136,7 @@ class Progress(tune.Callback):
         self._update()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.say(f"  retrying {_name(trial)} from its last checkpoint")
+        self.say(f"  retrying {unit_name(trial.config)} from its last checkpoint")
 
     def close(self) -> None:
         """The last count (printed in a log, or the bar left on screen)."""
@@ -144,11 +144,6 @@ class Progress(tune.Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-
-def _name(trial) -> str:
-    unit = unit_of(trial.config)
-    return unit["pack"]["pack_id"] if "pack" in unit else unit["trial"]["trial_id"]
 
 
 class RecordFailures(tune.Callback):
@@ -173,12 +168,9 @@ class RecordFailures(tune.Callback):
         from trainables.packing import pack as packs
 
         pack = packs.load(unit["pack"]["sweep_dir"], unit["pack"]["pack_id"])
-        kept = [r for r in results.read_unit(pack.sweep_dir, pack.pack_id, "trials") if r["status"] in FINAL]
+        kept = [r for r in results.read_unit(pack.sweep_dir, pack.pack_id, "trials") if r["status"] in results.FINAL]
         ended = {r["trial_id"] for r in kept}
         failed = [(m, [{"config_hash": m.config_hash, **row}]) for m in pack.members if m.trial_id not in ended]
         by_id = {m.trial_id: m for m in pack.members}
         again = [(by_id[r["trial_id"]], [r]) for r in kept]
         results.write_unit(pack.sweep_dir, pack.pack_id, "trials", again + failed)
-
-
-FINAL = ("completed", "diverged")

@@ -58,6 +58,18 @@ def unit_of(config: dict) -> dict:
     return config.get("unit", config)
 
 
+def unit_name(config: dict) -> str:
+    """A Tune trial's name: its pack's id, or its trial's id."""
+    unit = unit_of(config)
+    return unit["pack"]["pack_id"] if "pack" in unit else unit["trial"]["trial_id"]
+
+
+def unit_size(config: dict) -> int:
+    """How many trials a Tune trial trains."""
+    unit = unit_of(config)
+    return unit["pack"]["size"] if "pack" in unit else 1
+
+
 def auto_slots(cpus: float, cpus_per_trial: float) -> int:
     return max(1, int(cpus // max(cpus_per_trial, 1e-9)))
 
@@ -158,7 +170,7 @@ def finished_ids(sweep_dir: str) -> set[str]:
     if table is None:
         return set()
     rows = table.to_pydict()
-    return {tid for tid, status in zip(rows["trial_id"], rows["status"]) if status in ("completed", "diverged")}
+    return {tid for tid, status in zip(rows["trial_id"], rows["status"]) if status in results.FINAL}
 
 
 def drop_stale_rows(sweep_dir: str, lay: Layout) -> int:

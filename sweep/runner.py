@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import cluster  # noqa: F401  (sets Tune's environment before ray.tune is imported)
 from sweep import plan
-from sweep.packing import unit_of
+from sweep.packing import unit_name, unit_size
 from sweep.spec import Spec, SpecError
 from trainables.records import paths
 from trainables.records import storage as store  # `storage` is run()'s argument
@@ -113,14 +113,8 @@ def max_concurrent(spec: Spec) -> int | None:
     return limit
 
 
-def _size(config: dict) -> int:
-    unit = unit_of(config)
-    return unit["pack"]["size"] if "pack" in unit else 1
-
-
 def _trial_name(trial) -> str:
-    unit = unit_of(trial.config)
-    return unit["pack"]["pack_id"] if "pack" in unit else unit["trial"]["trial_id"]
+    return unit_name(trial.config)
 
 
 def _units(spec: Spec, sweep_dir: str, stage: str, runnable: list[Trial], exists: bool, restorable: bool, label: str):
@@ -231,7 +225,7 @@ def run(
             earlier = f" ({already} already finished)" if already else ""
             as_units = "" if restore else f"{earlier} as {len(units)} Tune trials"
             reporter.say(f"{label}: {len(runnable)} trials{as_units} -> {paths.redact(sweep_dir)}")
-            errored += sum(_size(r.config) for r in tuner.fit() if r.error is not None)
+            errored += sum(unit_size(r.config) for r in tuner.fit() if r.error is not None)
             if not restore:  # a restored experiment counts with its own (restored) reporter
                 reporter.close()
     finished = len(trials) - errored - skipped

@@ -20,7 +20,6 @@ from trainables.packing.pack import Pack
 from trainables.records import results
 from trainables.training.session import Session
 
-FINAL = ("completed", "diverged")
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
@@ -82,9 +81,9 @@ def run_pack(
         losses = task.loss(model, task.batch(step)) + sparsifier.penalty(step)
         finite = torch.isfinite(losses.detach())
         if not bool(finite[active].all()):  # these members end here, before this step's update, as alone
-            wall = elapsed + time.perf_counter() - started
+            wall, kept = elapsed + time.perf_counter() - started, _nonzero(sparsifier)
             for k in (active & ~finite).nonzero().flatten().tolist():
-                ended[members[k].trial_id] = _final(members[k], task, sparsifier, k, None, "diverged", step, wall)
+                ended[members[k].trial_id] = _final(members[k], kept, k, None, "diverged", step, wall)
             active &= finite
         everyone = bool(active.all())
         (losses.sum() if everyone else torch.where(active, losses, 0.0).sum()).backward()
@@ -93,16 +92,13 @@ def run_pack(
         if on_step:
             on_step(step, losses.detach(), lrs, sparsifier)
         if step % task.eval_every == 0 or step == end:
-            wall = elapsed + time.perf_counter() - started
-            latest = _eval_rows(pack, task, model, sparsifier, active, step, losses.detach(), lrs, wall)
-            evals += latest
+            wall, kept = elapsed + time.perf_counter() - started, _nonzero(sparsifier)
+            latest = _eval_rows(pack, task, model, kept, active, step, losses.detach(), wall)
+            evals += [row for _, row in latest]
             if step == end:
                 status = "completed" if step == task.total_steps else "stopped"
-                for row in latest:
-                    k = row.pop("_member")
-                    ended[members[k].trial_id] = _final(members[k], task, sparsifier, k, row, status, step, wall)
-            for row in latest:
-                row.pop("_member", None)
+                for k, row in latest:
+                    ended[members[k].trial_id] = _final(members[k], kept, k, row, status, step, wall)
             _write(pack, evals, ended)
             state = {
                 "model": model.state_dict(),
@@ -124,73 +120,84 @@ def run_pack(
 def _carried(pack: Pack) -> dict[str, Any]:
     """A fresh start's state: the rows of members that finished in an earlier run of this pack (its own files)."""
     rows = {table: results.read_unit(pack.sweep_dir, pack.pack_id, table) for table in ("trials", "layers", "evals")}
-    done = {r["trial_id"] for r in rows["trials"] if r["status"] in FINAL}
-    done -= {r["trial_id"] for r in rows["trials"] if r["status"] not in FINAL}
-    mine = {t.trial_id for t in pack.members}
-    ended = {
-        tid: {table: [_strip(r) for r in rows[table] if r["trial_id"] == tid] for table in ("trials", "layers")}
-        for tid in done & mine
-    }
-    return {"ended": ended, "evals": [_strip(r) for r in rows["evals"] if r["trial_id"] in ended]}
+    done = {r["trial_id"] for r in rows["trials"] if r["status"] in results.FINAL}
+    done -= {r["trial_id"] for r in rows["trials"] if r["status"] not in results.FINAL}
+    done &= {t.trial_id for t in pack.members}
+    ended: dict[str, dict[str, list]] = {tid: {"trials": [], "layers": []} for tid in done}
+    for table in ("trials", "layers"):
+        for row in rows[table]:
+            if row["trial_id"] in ended:
+                ended[row["trial_id"]][table].append(_tagged(row))
+    return {"ended": ended, "evals": [_tagged(r) for r in rows["evals"] if r["trial_id"] in ended]}
 
 
-def _strip(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as read back, without the key and hyper-parameter columns `results.keyed` adds again."""
+def _tagged(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as read back, tagged with its trial like the rows this loop makes (`results.keyed` writes its key and
+    hyper-parameter columns again, with the same values)."""
     return {**row, "_trial": row["trial_id"]}
 
 
-def _member_stats(sparsifier, k: int) -> tuple[float, list[dict[str, Any]]]:
-    """Member k's achieved sparsity and its layers rows, from its masks."""
-    layers, kept, total = [], 0, 0
-    for name, mask in sparsifier.masks().items():
-        own = mask[k] if sparsifier.stacked else mask
-        nonzero = int(own.sum().item())
-        kept, total = kept + nonzero, total + own.numel()
+def _nonzero(sparsifier) -> dict[str, tuple[torch.Size, list[int]]]:
+    """Every prunable tensor's one-member shape and kept weights per member: one reduction per tensor."""
+    return {
+        name: (sparsifier.member_shape(mask), sparsifier.member_rows(mask).sum(dim=1).tolist())
+        for name, mask in sparsifier.masks().items()
+    }
+
+
+def _member_stats(kept: dict[str, tuple[torch.Size, list[int]]], k: int) -> tuple[float, list[dict[str, Any]]]:
+    """Member k's achieved sparsity and its layers rows, from its masks' counts (`_nonzero`)."""
+    layers, nonzero_total, total = [], 0, 0
+    for name, (shape, counts) in kept.items():
+        nonzero, numel = counts[k], shape.numel()
+        nonzero_total, total = nonzero_total + nonzero, total + numel
         layers.append(
             {
                 "layer": name,
-                "shape": "x".join(map(str, own.shape)),
-                "numel": own.numel(),
+                "shape": "x".join(map(str, shape)),
+                "numel": numel,
                 "nonzero": nonzero,
-                "sparsity": 1.0 - nonzero / own.numel(),
+                "sparsity": 1.0 - nonzero / numel,
             }
         )
-    return 1.0 - kept / total, layers  # the unpacked Sparsifier.sparsity()'s arithmetic
+    return 1.0 - nonzero_total / total, layers  # the unpacked Sparsifier.sparsity()'s arithmetic
 
 
 def _metric_fields(task_cls) -> dict[str, Any]:
     return {"metric": task_cls.metric, "primary": True, "metric_detail": None}
 
 
-def _eval_rows(pack, task, model, sparsifier, active, step, losses, lrs, wall) -> list[dict[str, Any]]:
-    """One evaluation row per member still training (tagged with its index for the caller)."""
+def _eval_rows(pack, task, model, kept, active, step, losses, wall) -> list[tuple[int, dict[str, Any]]]:
+    """(member index, its evaluation row) for every member still training."""
     task_cls = tasks.get(pack.members[0].task)
     values, rates = task.evaluate(model), task.learning_rate_values(step)
     rows = []
     for k in active.nonzero().flatten().tolist():
         trial = pack.members[k]
-        sparsity, _ = _member_stats(sparsifier, k)
+        sparsity, _ = _member_stats(kept, k)
         rows.append(
-            {
-                "_member": k,
-                "_trial": trial.trial_id,
-                "config_hash": trial.config_hash,
-                **_metric_fields(task_cls),
-                "step": step,
-                "value": values[k],
-                "sparsity": sparsity,
-                "loss": float(losses[k]),
-                "current_lr": rates[k],
-                "wall_time_s": wall,
-            }
+            (
+                k,
+                {
+                    "_trial": trial.trial_id,
+                    "config_hash": trial.config_hash,
+                    **_metric_fields(task_cls),
+                    "step": step,
+                    "value": values[k],
+                    "sparsity": sparsity,
+                    "loss": float(losses[k]),
+                    "current_lr": rates[k],
+                    "wall_time_s": wall,
+                },
+            )
         )
     return rows
 
 
-def _final(trial, task, sparsifier, k, last_eval, status, step, wall) -> dict[str, list[dict[str, Any]]]:
+def _final(trial, kept, k, last_eval, status, step, wall) -> dict[str, list[dict[str, Any]]]:
     """Member k's trials and layers rows as its unpacked run would write them at its end."""
     task_cls = tasks.get(trial.task)
-    sparsity, layers = _member_stats(sparsifier, k)
+    sparsity, layers = _member_stats(kept, k)
     value = last_eval["value"] if last_eval is not None and status != "diverged" else math.nan
     row = {
         "_trial": trial.trial_id,

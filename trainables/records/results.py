@@ -66,7 +66,11 @@ COLUMNS = {
         "sparsity": pa.float64(),
     },
 }
-HP_TABLES = ("evals", "trials")  # tables that carry one column per hyper-parameter
+HP_TABLES = ("evals", "trials")
+FINAL = (
+    "completed",
+    "diverged",
+)  # statuses whose trials rows say a trial is done: it is never trained again  # tables that carry one column per hyper-parameter
 
 
 def schema(table: str, hp_columns: tuple[tuple[str, str], ...] = ()) -> pa.Schema:

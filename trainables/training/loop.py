@@ -141,7 +141,7 @@ def _already_finished(trial: Trial) -> dict[str, Any] | None:
     next snapshot restores that trial as unfinished, with an older checkpoint or none. The results are the
     record: a trial that wrote its final rows is not trained again."""
     rows = results.read_rows(trial, "trials")
-    if not rows or any(r["status"] not in ("completed", "diverged") for r in rows):
+    if not rows or any(r["status"] not in results.FINAL for r in rows):
         return None
     primary = [r for r in rows if r.get("primary") in (True, None)]
     return {**(primary or rows)[0], "wall_time_s": rows[0]["wall_time_s"]}
