@@ -19,12 +19,14 @@ weights' stacked shapes. A method that cannot run packed keeps `packable = False
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from methods.config import MethodConfig, option  # noqa: F401 (option: re-exported)
+from methods.registry import Declaration
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 
@@ -50,22 +52,6 @@ def prunable_parameters(model: nn.Module) -> OrderedDict[str, nn.Parameter]:
     return params
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "") -> Any:
-    """A config field with its help text (listed by `sparsity methods`, quoted in spec errors). A list or dict
-    default is copied per instance. Used by every config dataclass of the project."""
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
-@dataclasses.dataclass(frozen=True)
-class MethodConfig:
-    """Base of every method's hyper-parameters. Fields carry `metadata={"help": ...}`."""
-
-    def check_steps(self, total_steps: int) -> None:
-        """Raise ValueError if these options cannot run in a training of `total_steps` steps."""
-
-
 class Sparsifier:
     """Base class: a method overrides the hooks it needs.
 
@@ -74,12 +60,13 @@ class Sparsifier:
     """
 
     name: ClassVar[str]
-    Config: ClassVar[type[MethodConfig]] = MethodConfig
-    targets_sparsity: ClassVar[bool] = True
-    learns_sparsity: ClassVar[bool] = False  # sparsity is an outcome (VD, L0): its runs have no target
-    # columns that evaluation variants add to the results, e.g. {"threshold": "float"} for VD
-    variant_columns: ClassVar[dict[str, str]] = {}
-    packable: ClassVar[bool] = False  # can run K members on a stacked model (see the module's docstring)
+    # set by `methods.register` from the method's declaration (methods/config.py; see registry.Declaration)
+    declaration: ClassVar[Declaration]
+    Config: ClassVar[type[MethodConfig]]
+    targets_sparsity: ClassVar[bool]
+    learns_sparsity: ClassVar[bool]
+    variant_columns: ClassVar[dict[str, str]]
+    packable: ClassVar[bool]
 
     def __init__(self, config: MethodConfig, target: float | None = 0.0, seed: int = 0):
         target = 0.0 if target is None and not self.targets_sparsity else target

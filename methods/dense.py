@@ -9,5 +9,3 @@ from methods.registry import register
 @register
 class Dense(Sparsifier):
     name = "dense"
-    targets_sparsity = False
-    packable = True

@@ -12,4 +12,3 @@ from methods.registry import register
 @register
 class FixedMask(Sparsifier):
     name = "fixed_mask"
-    targets_sparsity = False  # the sparsity is the mask source's; the target is recorded, not pursued

@@ -6,41 +6,11 @@ over tensors (uniform, global, erk; plus fixed per-layer sparsities), the method
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
 import torch
 
 from methods import allocation
-from methods.base import MethodConfig, Sparsifier, option
+from methods.base import Sparsifier
 from methods.schedules import PolynomialSchedule
-
-
-@dataclasses.dataclass(frozen=True)
-class GradualConfig(MethodConfig):
-    begin_step: int = option(help="first optimizer step at which masks are updated")
-    end_step: int = option(help="step at which the final sparsity is reached")
-    frequency: int = option(100, "steps between mask updates")
-    allocation: Literal["uniform", "global", "erk"] = option(
-        "uniform", "spread of the target over tensors: same per tensor, one global ranking, or Erdős–Rényi-Kernel"
-    )
-    first_layer_dense: bool = option(False, "keep the first prunable tensor dense")
-    layer_overrides: dict = option({}, "fixed final sparsity by tensor-name glob, e.g. {'fc.weight': 0.8}")
-
-    def __post_init__(self):
-        if self.begin_step < 0:
-            raise ValueError(f"begin_step must be >= 0, got {self.begin_step}")
-        if self.end_step <= self.begin_step:
-            raise ValueError(f"end_step ({self.end_step}) must be greater than begin_step ({self.begin_step})")
-        if self.frequency < 1:
-            raise ValueError(f"frequency must be >= 1, got {self.frequency}")
-        for pattern, value in self.layer_overrides.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f"layer_overrides[{pattern!r}] must be a sparsity in [0, 1), got {value!r}")
-
-    def check_steps(self, total_steps: int) -> None:
-        if self.end_step > total_steps:
-            raise ValueError(f"end_step ({self.end_step}) is beyond the task's {total_steps} training steps")
 
 
 class GradualPruner(Sparsifier):
@@ -48,10 +18,8 @@ class GradualPruner(Sparsifier):
 
     Pruned weights are set to zero and score -inf from then on, so masks only ever shrink. Packed, each member
     has its own schedule, allocation of its target and update steps; every top-k is taken within one member.
+    Its subclasses are declared with `GradualConfig` (methods/config.py) and packable.
     """
-
-    Config = GradualConfig
-    packable = True
 
     def prepare(self, model):
         super().prepare(model)

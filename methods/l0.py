@@ -8,14 +8,13 @@ exactly when its gate is 0.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 from torch import nn
 
 from methods.registry import register
-from methods.reparam import LearnedSparsifier, RampConfig, forward_with
+from methods.reparam import LearnedSparsifier, forward_with
 
 BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1
 EPS = 1e-8
@@ -35,17 +34,9 @@ def expected_l0(la: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(la - BETA * math.log(-GAMMA / ZETA))
 
 
-@dataclasses.dataclass(frozen=True)
-class L0Config(RampConfig):
-    init_log_alpha: float = dataclasses.field(
-        default=2.197, metadata={"help": "mean of the initial log α, drawn from N(mean, 0.01) (2.197: 10% dropout)"}
-    )
-
-
 @register
 class L0(LearnedSparsifier):
     name = "l0"
-    Config = L0Config
 
     def prepare(self, model: nn.Module) -> None:
         self.log_alpha: dict[str, nn.Parameter] = {}

@@ -3,15 +3,13 @@ an effective weight, and the regulariser's weight ramp."""
 
 from __future__ import annotations
 
-import dataclasses
 import types
-from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from methods.base import PRUNABLE_TYPES, MethodConfig, Sparsifier, option
+from methods.base import PRUNABLE_TYPES, Sparsifier
 
 
 def forward_with(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: bool = True) -> torch.Tensor:
@@ -28,27 +26,9 @@ def forward_with(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias:
     raise TypeError(f"cannot reparameterise {type(module).__name__}")
 
 
-@dataclasses.dataclass(frozen=True)
-class RampConfig(MethodConfig):
-    """The regulariser weight: w(step) = weight * ramp(step), as in the study's Transformer code."""
-
-    weight: float = option(help="coefficient of the regulariser (the study divides by the training-set size)")
-    ramp: Literal["linear", "cubic"] = option("linear", "linear ramp, or cubic ramp followed by a 0.9 moving average")
-    ramp_start: int = option(0, "step at which the ramp starts")
-    ramp_length: int = option(1, "steps from start to full weight (1: no ramp)")
-
-    def __post_init__(self):
-        if self.weight < 0:
-            raise ValueError(f"weight must be >= 0, got {self.weight}")
-        if self.ramp_start < 0 or self.ramp_length < 1:
-            raise ValueError("ramp_start must be >= 0 and ramp_length >= 1")
-
-
 class LearnedSparsifier(Sparsifier):
-    """Base of VD and L0: every prunable module computes its forward from `effective_weight(name, module)`."""
-
-    targets_sparsity = False
-    learns_sparsity = True
+    """Base of VD and L0: every prunable module computes its forward from `effective_weight(name, module)`.
+    Its subclasses are declared with a `RampConfig` (methods/config.py), learning their sparsity."""
 
     def prepare(self, model: nn.Module) -> None:
         super().prepare(model)

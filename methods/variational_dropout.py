@@ -10,15 +10,14 @@ unclipped log α, at every threshold t of the config: each is an evaluation vari
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from methods.registry import register
-from methods.reparam import LearnedSparsifier, RampConfig, forward_with
+from methods.reparam import LearnedSparsifier, forward_with
 
 K1, K2, K3 = 0.63576, 1.8732, 1.48695
 CLIP = 8.0
@@ -35,29 +34,9 @@ def negative_kl(la: torch.Tensor) -> torch.Tensor:
     return K1 * torch.sigmoid(K2 + K3 * la) - 0.5 * F.softplus(-la) - K1
 
 
-@dataclasses.dataclass(frozen=True)
-class VDConfig(RampConfig):
-    thresholds: list = dataclasses.field(
-        default_factory=lambda: [3.0],
-        metadata={
-            "help": "log α thresholds to evaluate at (one evaluation and trial row each); study: 0.5 RN50, 0..5 T2T"
-        },
-    )
-    init_log_sigma2: float = dataclasses.field(
-        default=-10.0, metadata={"help": "initial log σ² of every weight (study: -10 Transformer, -15 ResNet-50)"}
-    )
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.thresholds or any(isinstance(t, bool) or not isinstance(t, (int, float)) for t in self.thresholds):
-            raise ValueError(f"thresholds must be a non-empty list of numbers, got {self.thresholds!r}")
-
-
 @register
 class VariationalDropout(LearnedSparsifier):
     name = "variational_dropout"
-    Config = VDConfig
-    variant_columns: ClassVar[dict[str, str]] = {"threshold": "float"}
 
     def prepare(self, model: nn.Module) -> None:
         self.log_sigma2: dict[str, nn.Parameter] = {}

@@ -1,0 +1,121 @@
+"""What every method *is*, without torch: its config dataclass and its declaration (methods/registry.py).
+
+The spec, the planner and `sparsity methods` read only this module, so they answer without importing torch; the
+training loop imports a method's implementation (methods/<module>.py) through `methods.get(name)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from methods.registry import declare
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", range: str | None = None) -> Any:
+    """A config field with its help text (listed by `sparsity methods`, quoted in spec errors) and, for numbers
+    (or a list's or dict's numbers), the interval a spec's value must lie in, e.g. "[0, 1)" or "(0, inf)". A list or
+    dict default is copied per instance. Used by every config dataclass of the project."""
+    metadata = {"help": help} if range is None else {"help": help, "range": range}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+    """Base of every method's hyper-parameters. Fields carry `metadata={"help": ...}`."""
+
+    def check_steps(self, total_steps: int) -> None:
+        """Raise ValueError if these options cannot run in a training of `total_steps` steps."""
+
+
+# -- no pruning --------------------------------------------------------------------------------------------------
+declare("dense", MethodConfig, "methods.dense:Dense", targets_sparsity=False, packable=True)
+# the sparsity is the mask source's (a parent trial's); the target is recorded, not pursued
+declare("fixed_mask", MethodConfig, "methods.fixed:FixedMask", targets_sparsity=False)
+
+
+# -- gradual pruning (methods/gradual.py) ------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class GradualConfig(MethodConfig):
+    begin_step: int = option(help="first optimizer step at which masks are updated")
+    end_step: int = option(help="step at which the final sparsity is reached")
+    frequency: int = option(100, "steps between mask updates")
+    allocation: Literal["uniform", "global", "erk"] = option(
+        "uniform", "spread of the target over tensors: same per tensor, one global ranking, or Erdős–Rényi-Kernel"
+    )
+    first_layer_dense: bool = option(False, "keep the first prunable tensor dense")
+    layer_overrides: dict = option({}, "fixed final sparsity by tensor-name glob, e.g. {'fc.weight': 0.8}")
+
+    def __post_init__(self):
+        if self.begin_step < 0:
+            raise ValueError(f"begin_step must be >= 0, got {self.begin_step}")
+        if self.end_step <= self.begin_step:
+            raise ValueError(f"end_step ({self.end_step}) must be greater than begin_step ({self.begin_step})")
+        if self.frequency < 1:
+            raise ValueError(f"frequency must be >= 1, got {self.frequency}")
+        for pattern, value in self.layer_overrides.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"layer_overrides[{pattern!r}] must be a sparsity in [0, 1), got {value!r}")
+
+    def check_steps(self, total_steps: int) -> None:
+        if self.end_step > total_steps:
+            raise ValueError(f"end_step ({self.end_step}) is beyond the task's {total_steps} training steps")
+
+
+declare("magnitude", GradualConfig, "methods.magnitude:Magnitude", packable=True)
+declare("random", GradualConfig, "methods.random_pruning:Random", packable=True)
+
+
+# -- methods that learn their sparsity (methods/reparam.py) ------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RampConfig(MethodConfig):
+    """The regulariser weight: w(step) = weight * ramp(step), as in the study's Transformer code."""
+
+    weight: float = option(help="coefficient of the regulariser (the study divides by the training-set size)")
+    ramp: Literal["linear", "cubic"] = option("linear", "linear ramp, or cubic ramp followed by a 0.9 moving average")
+    ramp_start: int = option(0, "step at which the ramp starts")
+    ramp_length: int = option(1, "steps from start to full weight (1: no ramp)")
+
+    def __post_init__(self):
+        if self.weight < 0:
+            raise ValueError(f"weight must be >= 0, got {self.weight}")
+        if self.ramp_start < 0 or self.ramp_length < 1:
+            raise ValueError("ramp_start must be >= 0 and ramp_length >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class L0Config(RampConfig):
+    init_log_alpha: float = dataclasses.field(
+        default=2.197, metadata={"help": "mean of the initial log α, drawn from N(mean, 0.01) (2.197: 10% dropout)"}
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class VDConfig(RampConfig):
+    thresholds: list = dataclasses.field(
+        default_factory=lambda: [3.0],
+        metadata={
+            "help": "log α thresholds to evaluate at (one evaluation and trial row each); study: 0.5 RN50, 0..5 T2T"
+        },
+    )
+    init_log_sigma2: float = dataclasses.field(
+        default=-10.0, metadata={"help": "initial log σ² of every weight (study: -10 Transformer, -15 ResNet-50)"}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.thresholds or any(isinstance(t, bool) or not isinstance(t, (int, float)) for t in self.thresholds):
+            raise ValueError(f"thresholds must be a non-empty list of numbers, got {self.thresholds!r}")
+
+
+declare("l0", L0Config, "methods.l0:L0", targets_sparsity=False, learns_sparsity=True)
+declare(
+    "variational_dropout",
+    VDConfig,
+    "methods.variational_dropout:VariationalDropout",
+    targets_sparsity=False,
+    learns_sparsity=True,
+    variant_columns={"threshold": "float"},
+)
