@@ -7,14 +7,14 @@ vertical, diagonal, anti-diagonal) at a random position, plus Gaussian noise. Ma
 
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 
 import torch
 from torch import nn
 
 from trainables.tasks import register
-from trainables.tasks.supervised import RecipeOptions, SupervisedTask
+from trainables.tasks.bars_options import BarsSpec
+from trainables.tasks.supervised import SupervisedTask
 
 SIZE, CLASSES = 12, 4
 _DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (row step, column step) per class
@@ -40,7 +40,7 @@ def bars(n: int, seed: int, noise: float = 0.3) -> tuple[torch.Tensor, torch.Ten
 
 @lru_cache(maxsize=2)
 def _split(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    return bars(4096, seed=0) if train else bars(1024, seed=1)
+    return bars(BarsSpec.train_size, seed=0) if train else bars(1024, seed=1)
 
 
 class SmallCNN(nn.Sequential):
@@ -60,29 +60,9 @@ class SmallCNN(nn.Sequential):
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class BarsOptions(RecipeOptions):
-    channels: int = dataclasses.field(default=8, metadata={"help": "channels of the first conv (then 2x)"})
-    epochs: int = dataclasses.field(default=10, metadata={"help": "training epochs (64 steps each at batch 64)"})
-    batch_size: int = dataclasses.field(default=64, metadata={"help": "minibatch size"})
-    optimizer: str = dataclasses.field(default="adam", metadata={"help": "sgd or adam"})
-    lr: float = dataclasses.field(default=3e-3, metadata={"help": "learning rate"})
-    eval_every: int = dataclasses.field(default=64, metadata={"help": "steps between evaluations"})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be sgd or adam, got {self.optimizer!r}")
-        if self.channels < 1:
-            raise ValueError(f"channels must be >= 1, got {self.channels}")
-
-
 @register
-class Bars(SupervisedTask):
-    name = "bars_cnn"
-    Options = BarsOptions
-    metric = "accuracy"
-    mode = "max"
+class Bars(BarsSpec, SupervisedTask):
+    """A small CNN on the bars images (trainables/tasks/bars_options.py declares its options)."""
 
     @classmethod
     def train_data(cls) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from functools import lru_cache
 
@@ -11,7 +10,8 @@ from torch import nn
 
 from trainables.packing.model import forward_members
 from trainables.tasks import register
-from trainables.tasks.supervised import PackedSupervised, RecipeOptions, SupervisedTask
+from trainables.tasks.cubist_options import CubistOptions, CubistSpec  # noqa: F401 (CubistOptions: re-exported)
+from trainables.tasks.supervised import PackedSupervised, SupervisedTask
 
 CUBIST_POINTS_PER_ARM = 50_000 // 2
 
@@ -68,16 +68,6 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
-@dataclasses.dataclass(frozen=True)
-class CubistOptions(RecipeOptions):
-    width: int = dataclasses.field(default=16, metadata={"help": "hidden width d1 = d2 = d3 of the MLP"})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.width < 1:
-            raise ValueError(f"width must be >= 1, got {self.width}")
-
-
 @lru_cache(maxsize=1)
 def _data() -> tuple[torch.Tensor, torch.Tensor]:
     return cubist_spiral()
@@ -105,14 +95,10 @@ class PackedCubist(PackedSupervised):
 
 
 @register
-class CubistSpiral(SupervisedTask):
+class CubistSpiral(CubistSpec, SupervisedTask):
     """Defaults are the study's: 50 epochs of SGD (momentum 0.9, wd 5e-4), batch 128, lr 0.1, cosine."""
 
-    name = "cubist_spiral"
-    Options = CubistOptions
     Packed = PackedCubist
-    metric = "accuracy"
-    mode = "max"
 
     @classmethod
     def train_data(cls) -> tuple[torch.Tensor, torch.Tensor]:

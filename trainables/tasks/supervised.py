@@ -3,57 +3,27 @@ small tasks. Batches and learning rates are pure functions of (seed, step), so r
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Literal
 
 import torch
 from torch import nn
 
-from methods.base import option
 from trainables.packing.model import StackedSGD, stack_sequential
-from trainables.tasks import Task, param_groups
+from trainables.tasks.base import Task, param_groups
+from trainables.tasks.supervised_options import RecipeOptions, SupervisedSpec
 
 
-@dataclasses.dataclass(frozen=True)
-class RecipeOptions:
-    epochs: int = option(50, "training epochs")
-    batch_size: int = option(128, "minibatch size; the last partial batch of an epoch is dropped")
-    optimizer: Literal["sgd", "adam"] = option("sgd", "SGD with momentum, or Adam")
-    lr: float = option(0.1, "learning rate")
-    lr_schedule: Literal["cosine", "multistep", "constant"] = option(
-        "cosine", "per-epoch schedule: cosine to 0; x0.1 at 30% and 60% of epochs; or constant"
-    )
-    momentum: float = option(0.9, "SGD momentum (ignored by Adam)")
-    weight_decay: float = option(5e-4, "L2 weight decay on the model's parameters (never on a method's own)")
-    eval_every: int = option(390, "steps between evaluations (each one also checkpoints)")
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-
-
-class SupervisedTask(Task):
+class SupervisedTask(SupervisedSpec, Task):
     """Subclasses provide `train_data()` -> (x, y) as a classmethod, the model, the loss and `evaluate`; a
-    subclass whose model is a stack of Linear layers (and parameter-free ones) packs by setting `Packed`."""
+    subclass whose model is a stack of Linear layers (and parameter-free ones) packs: its declaration says
+    `packable = True` and it sets `Packed`."""
 
-    pack_options = frozenset({"lr", "lr_schedule", "momentum", "weight_decay"})
     Packed: type[PackedSupervised] | None = None
 
-    @classmethod
-    def pack_refusal(cls, options: RecipeOptions) -> str | None:
-        if cls.Packed is None:
-            return f"task {cls.name} has no stacked model"
-        if options.optimizer != "sgd":
-            return f"optimizer {options.optimizer} runs unpacked (the stacked optimizer is SGD)"
-        return None
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in dir(cls) and cls.packable != (cls.Packed is not None):
+            raise TypeError(f"{cls.__qualname__}: a packable task sets Packed, and only a packable one")
 
     @classmethod
     def packed(cls, members: list[tuple[RecipeOptions, int]], device: torch.device) -> PackedSupervised:
@@ -62,21 +32,14 @@ class SupervisedTask(Task):
     def __init__(self, options: RecipeOptions, seed: int, device: torch.device):
         super().__init__(options, seed, device)
         x, y = self.train_data()
+        if len(x) != self.train_size:  # the declared size gives the step count without building the data
+            raise RuntimeError(f"task {self.name} declares {self.train_size} training examples, has {len(x)}")
         self.x, self.y = x.to(device), y.to(device)
         self.steps_per_epoch = len(x) // options.batch_size
 
     @classmethod
     def train_data(cls) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
-
-    @classmethod
-    def total_steps_for(cls, options: RecipeOptions) -> int:
-        return options.epochs * (len(cls.train_data()[0]) // options.batch_size)
-
-    @classmethod
-    def lengthened(cls, options: RecipeOptions, factor: float) -> RecipeOptions:
-        """More epochs; the per-epoch schedules (cosine, steps at 30% / 60%) stretch with them."""
-        return dataclasses.replace(options, epochs=max(1, round(options.epochs * factor)))
 
     def build_optimizer(self, model: nn.Module, no_decay: list[nn.Parameter] = ()) -> torch.optim.Optimizer:
         o = self.options

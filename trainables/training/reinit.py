@@ -19,16 +19,8 @@ from torch import nn
 
 from methods import prunable_parameters
 from trainables.records import artifacts
+from trainables.training.variants import VARIANTS  # noqa: F401 (re-exported)
 from trainables.trial import Trial
-
-VARIANTS = {
-    # name: (weights, time multiplier from the stage (else 1), sparsity-aware init)
-    "scratch_e": ("fresh", False, False),
-    "scratch_b": ("fresh", True, False),
-    "lottery": ("parent", False, False),
-    "sparsity_aware_init": ("fresh", False, True),
-    "scratch_b_sparsity_aware_init": ("fresh", True, True),
-}
 
 
 def init_std_conv(nnz: int, in_channels: int) -> float:

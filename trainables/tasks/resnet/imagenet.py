@@ -34,11 +34,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from trainables.tasks.resnet.options import CLASSES, TRAIN_IMAGES, VAL_IMAGES  # ILSVRC-2012 sizes
+
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 EXTENSIONS = (".jpeg", ".jpg", ".png")
 SPLITS = ("train", "val")
-TRAIN_IMAGES, VAL_IMAGES, CLASSES = 1_281_167, 50_000, 1000  # ILSVRC-2012 sizes, used by root="synthetic"
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
 
 Transform = Callable[[Image.Image, torch.Generator], torch.Tensor]

@@ -8,62 +8,21 @@ trains on random tensors (throughput measurement; no disk, no JPEG decoding).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from methods.base import option
-from trainables.tasks import Task, param_groups, register, world
+from trainables.tasks import register
+from trainables.tasks.base import Task, param_groups, world
 from trainables.tasks.resnet import imagenet
 from trainables.tasks.resnet.model import ResNet50
-
-
-@dataclasses.dataclass(frozen=True)
-class ResNetOptions:
-    data_dir: str = option(help="ImageNet folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG, or 'synthetic'")
-    train_steps: int = option(128_000, "optimizer steps")
-    batch_size: int = option(1024, "global batch (all workers together)")
-    micro_batch_size: int = option(
-        0, "per-worker micro-batch; smaller than the per-worker batch = accumulation (0: no)"
-    )
-    lr_per_256: float = option(0.1, "learning rate per 256 images (0.4 at batch 1024)")
-    warmup_epochs: float = option(5.0, "linear warmup from 0")
-    decay_epochs: list = option([30, 60, 80], "epochs at which the rate is multiplied by decay_factor")
-    decay_factor: float = option(0.1, "step decay factor")
-    momentum: float = option(0.9, "SGD momentum (Nesterov)")
-    nesterov: bool = option(True, "Nesterov momentum")
-    weight_decay: float = option(1e-4, "L2 on conv and FC kernels only")
-    label_smoothing: float = option(0.1, "label smoothing (study's grid: 0, 0.1)")
-    width: int = option(64, "base width (64 is ResNet-50; tests use narrow nets)")
-    image_size: int = option(224, "training and evaluation crop")
-    resize_size: int = option(256, "evaluation resize of the shorter side before the centre crop")
-    eval_every: int = option(5_000, "steps between evaluations (each one also checkpoints)")
-    eval_batch_size: int = option(250, "per-worker evaluation batch")
-    loader_workers: int = option(8, "data-loading processes per worker")
-    synthetic_images: int = option(imagenet.TRAIN_IMAGES, "training set size in synthetic mode (sets the epoch length)")
-    synthetic_classes: int = option(1000, "classes in synthetic mode")
-
-    def __post_init__(self):
-        for name in ("train_steps", "batch_size", "eval_every", "eval_batch_size", "width", "image_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.micro_batch_size < 0 or self.loader_workers < 0:
-            raise ValueError("micro_batch_size and loader_workers must be >= 0")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+from trainables.tasks.resnet.options import ResNetOptions, ResNetSpec
 
 
 @register
-class ResNet50ImageNet(Task):
-    name = "resnet50_imagenet"
-    Options = ResNetOptions
-    metric = "top1"
-    mode = "max"
-    max_workers = 1024
-
+class ResNet50ImageNet(ResNetSpec, Task):
     def __init__(self, options: ResNetOptions, seed: int, device: torch.device):
         super().__init__(options, seed, device)
         self.rank, self.world = world()
@@ -87,19 +46,6 @@ class ResNet50ImageNet(Task):
             raise ValueError(f"{len(self.train_set)} training images make no batch of {options.batch_size}")
         self._iterator, self._next = None, None
         self.cuda = device.type == "cuda"
-
-    @classmethod
-    def total_steps_for(cls, options: ResNetOptions) -> int:
-        return options.train_steps
-
-    @classmethod
-    def lengthened(cls, options: ResNetOptions, factor: float) -> ResNetOptions:
-        """More steps with the decay epochs scaled alike (the study's `lr_scaled` scratch-b runs); same warmup."""
-        return dataclasses.replace(
-            options,
-            train_steps=max(1, round(options.train_steps * factor)),
-            decay_epochs=[e * factor for e in options.decay_epochs],
-        )
 
     @property
     def micro_batches(self) -> int:

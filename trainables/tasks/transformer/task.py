@@ -16,90 +16,22 @@ metric, and `sacrebleu` on the detokenised text, with its signature in the resul
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
-from typing import Literal
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from methods.base import option
-from trainables.tasks import Task, param_groups, register, world
+from trainables.tasks import register
+from trainables.tasks.base import Task, param_groups, world
 from trainables.tasks.transformer import bleu, text
 from trainables.tasks.transformer.model import PAD, Transformer, TransformerConfig, beam_search, greedy_decode
-
-REGULARIZATION = ("dropout+label_smoothing", "label_smoothing", "none")
-
-
-@dataclasses.dataclass(frozen=True)
-class TransformerOptions:
-    data_dir: str = option(
-        help="folder with train.<src>, newstest2013.<src>, newstest2014.<src> (and .<tgt>), or 'synthetic'"
-    )
-    cache_dir: str = option("", "where the subword model and encoded corpus are cached (default: data_dir)")
-    src_lang: str = option("en", "source language suffix")
-    tgt_lang: str = option("de", "target language suffix")
-    train_split: str = option("train", "training file stem")
-    eval_split: str = option(
-        "newstest2014", "file stem BLEU is computed on (the study: newstest2014; dev: newstest2013)"
-    )
-    vocab_size: int = option(32_000, "shared SentencePiece vocabulary (the study's t2t subwords: 33,288)")
-    train_steps: int = option(500_000, "optimizer steps")
-    batch_tokens: int = option(16_384, "padded tokens per step over all workers (t2t: 2048 per core)")
-    micro_batches: int = option(1, "gradient accumulation: each worker's batch is split into this many parts")
-    max_length: int = option(64, "training pairs with a side longer than this many subwords are dropped")
-    d_model: int = option(512, "model width")
-    d_ff: int = option(2048, "feed-forward width")
-    heads: int = option(8, "attention heads")
-    layers: int = option(6, "encoder layers, and as many decoder layers")
-    regularization: Literal[REGULARIZATION] = option(
-        "dropout+label_smoothing", "the study's flag: dropout and label smoothing, label smoothing only, or neither"
-    )
-    dropout: float = option(0.1, "residual, attention and ReLU dropout (when regularization has dropout)")
-    label_smoothing: float = option(0.1, "label smoothing (when regularization has it)")
-    lr_constant: float = option(2.0, "rsqrt schedule constant")
-    warmup_steps: int = option(8_000, "linear warmup steps of the rsqrt schedule")
-    adam_beta1: float = option(0.9, "Adam β1")
-    adam_beta2: float = option(0.997, "Adam β2")
-    adam_eps: float = option(1e-9, "Adam ε")
-    eval_every: int = option(50_000, "steps between evaluations (each one also checkpoints)")
-    eval_sentences: int = option(0, "evaluate on the first N sentences of the split (0: all)")
-    eval_batch_sentences: int = option(64, "sentences per decoding batch")
-    beam: int = option(4, "beam size (1: greedy)")
-    length_penalty: float = option(0.6, "beam length penalty α")
-    extra_length: int = option(100, "decode up to source length + this many subwords")
-    synthetic_sentences: int = option(20_000, "training pairs in synthetic mode")
-
-    def __post_init__(self):
-        positive = ("vocab_size", "train_steps", "batch_tokens", "micro_batches", "max_length", "d_model", "d_ff")
-        positive += ("heads", "layers", "eval_every", "eval_batch_sentences", "beam", "synthetic_sentences")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
-        if self.warmup_steps < 1 or self.eval_sentences < 0 or self.extra_length < 0:
-            raise ValueError("warmup_steps must be >= 1; eval_sentences and extra_length >= 0")
-        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
-            raise ValueError("dropout and label_smoothing must be in [0, 1)")
-
-
-def synthetic_dir(options: TransformerOptions) -> str:
-    root = options.cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "sparsity-sweeps")
-    return os.path.join(root, f"synthetic-wmt-{options.synthetic_sentences}")
+from trainables.tasks.transformer.options import TransformerOptions, TransformerSpec, synthetic_dir
 
 
 @register
-class TransformerWMT(Task):
-    name = "transformer_wmt14_ende"
-    Options = TransformerOptions
-    metric = "bleu_tokenized"
-    mode = "max"
-    max_workers = 1024
-
+class TransformerWMT(TransformerSpec, Task):
     def __init__(self, options: TransformerOptions, seed: int, device: torch.device):
         super().__init__(options, seed, device)
         o = options
@@ -125,15 +57,6 @@ class TransformerWMT(Task):
             per_rank = o.batch_tokens // self.world
             self._batches = text.TokenBatches(data, per_rank, o.max_length, self.seed, self.rank, self.world)
         return self._batches
-
-    @classmethod
-    def total_steps_for(cls, options: TransformerOptions) -> int:
-        return options.train_steps
-
-    @classmethod
-    def lengthened(cls, options: TransformerOptions, factor: float) -> TransformerOptions:
-        """More steps under the same rsqrt schedule (it has no end to stretch)."""
-        return dataclasses.replace(options, train_steps=max(1, round(options.train_steps * factor)))
 
     @property
     def micro_batches(self) -> int:
