@@ -19,7 +19,6 @@ import typing
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -76,14 +75,14 @@ def auto_slots(cpus: float, cpus_per_trial: float) -> int:
 
 def refusal(trial: Trial, has_stages: bool) -> str | None:
     """Why `trial` cannot run in a pack, or None."""
-    method = methods.get(trial.method)
+    method = methods.declared(trial.method)
     if not method.packable:
         return f"method {trial.method} cannot run packed"
     if trial.workers > 1:
         return "multi-worker trials run unpacked"
     if has_stages:
         return "a spec with dependent stages keeps masks and weights per trial, so its trials run unpacked"
-    task_cls = tasks.get(trial.task)
+    task_cls = tasks.declared(trial.task)
     return task_cls.pack_refusal(task_cls.Options(**trial.task_options))
 
 
@@ -95,8 +94,8 @@ def _numeric(config_cls: type) -> frozenset[str]:
 
 def group_key(trial: Trial) -> str:
     """Trials with the same key can share one stacked computation."""
-    task_cls = tasks.get(trial.task)
-    numeric = _numeric(methods.get(trial.method).Config)
+    task_cls = tasks.declared(trial.task)
+    numeric = _numeric(methods.declared(trial.method).Config)
     shape = {k: v for k, v in trial.task_options.items() if k not in task_cls.pack_options}
     method = {k: v for k, v in trial.method_config.items() if k not in numeric}
     return json.dumps([trial.stage, trial.task, shape, trial.method, method, trial.threads], sort_keys=True)
@@ -214,4 +213,6 @@ def _read_columns(folder_uri: str, columns: list[str]):
     files = _parquet_files(fs, folder)
     if not files:
         return None
+    import pyarrow.dataset as ds  # here, not at the top: it imports pandas, which `sparsity plan` does without
+
     return ds.dataset([f.path for f in files], format="parquet", filesystem=fs).to_table(columns=columns)

@@ -81,9 +81,9 @@ def stage_of(trials: list[Trial]) -> dict[str, list[Trial]]:
 def _children(spec: Spec, name: str, stage, parents: list[Trial], source: str) -> list[Trial]:
     """One trial per (parent x variant x rewind step): the parent's task, its masks fixed, started as the variant
     says (trainables/training/reinit.py). Its config hash is the parent's plus the variant, so seeds group as usual."""
-    from trainables.training.reinit import VARIANTS
+    from trainables.training.variants import VARIANTS
 
-    task_cls = tasks.get(spec.task)
+    task_cls = tasks.declared(spec.task)
     wanted = set(stage.methods) or {t.method for t in parents if t.method != "dense"}
     children = []
     for parent in (t for t in parents if t.method in wanted):
@@ -130,7 +130,7 @@ def _children(spec: Spec, name: str, stage, parents: list[Trial], source: str) -
 
 
 def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
-    task_cls = tasks.get(spec.task)
+    task_cls = tasks.declared(spec.task)
     hp_columns = hyperparameter_columns(spec, source)
     threads = max(1, int(spec.resources.cpus_per_worker))
     trials: list[Trial] = []
@@ -139,7 +139,7 @@ def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
         total = task_cls.total_steps_for(options)
         options_dict = dataclasses.asdict(options)  # once per grid point: shared (read-only) by its trials
         for name, method_values in spec.methods.items():
-            method = methods.get(name)
+            method = methods.declared(name)
             grids = method_values if isinstance(method_values, list) else [method_values]
             for values in [combo for g in grids for combo in grid(g, method.Config)]:
                 config = _construct(method.Config, values, f"methods.{name}", source)
@@ -197,13 +197,15 @@ def _kind(tp: Any) -> str:
 
 def hyperparameter_columns(spec: Spec, source: str = "<spec>") -> tuple[tuple[str, str], ...]:
     """One results column per option of the task and of every method in the spec (union, typed)."""
-    task_cls = tasks.get(spec.task)
-    configs = [("task_options", task_cls.Options)] + [(f"methods.{m}", methods.get(m).Config) for m in spec.methods]
+    task_cls = tasks.declared(spec.task)
+    configs = [("task_options", task_cls.Options)] + [
+        (f"methods.{m}", methods.declared(m).Config) for m in spec.methods
+    ]
     columns: dict[str, str] = {}
     for m in spec.methods:
-        columns.update(methods.get(m).variant_columns)
+        columns.update(methods.declared(m).variant_columns)
     if spec.stages:
-        configs.append(("stages", methods.get("fixed_mask").Config))
+        configs.append(("stages", methods.declared("fixed_mask").Config))
         columns.update(STAGE_COLUMNS)
     for where, cls in configs:
         for name, tp in typing.get_type_hints(cls).items():
