@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis import lth, tables
+from analysis.errors import ReportError
 from analysis.load import read_arrow, read_table, to_frame
 from trainables.records import paths, storage
 
@@ -47,10 +48,6 @@ class Report:
     folder: str
     markdown: str  # the method x sparsity table, for printing
     trials: int
-
-
-class ReportError(ValueError):
-    pass
 
 
 REFERENCES = ("gale2019",)

@@ -231,7 +231,7 @@ def _print_stage(stage: str, members, lay, pack, slots: int, staged: bool) -> No
 def _shape(trial) -> str:
     from trainables import tasks
 
-    task_cls = tasks.get(trial.task)
+    task_cls = tasks.declared(trial.task)
     return repr(sorted((k, str(v)) for k, v in trial.task_options.items() if k not in task_cls.pack_options))
 
 
@@ -335,9 +335,9 @@ def cmd_methods(args) -> int:
     from sweep.spec import describe
 
     for name in methods.names():
-        cls = methods.get(name)
-        print(f"{name}:{'' if cls.targets_sparsity else ' (no target sparsity)'}")
-        _print_options(describe(cls.Config))
+        decl = methods.declared(name)
+        print(f"{name}:{'' if decl.targets_sparsity else ' (no target sparsity)'}")
+        _print_options(describe(decl.Config))
     return 0
 
 
@@ -346,7 +346,7 @@ def cmd_tasks(args) -> int:
     from trainables import tasks
 
     for name in tasks.names():
-        cls = tasks.get(name)
+        cls = tasks.declared(name)
         print(f"{name}: metric {cls.metric} ({cls.mode}); task_options:")
         _print_options(describe(cls.Options))
     return 0
@@ -475,7 +475,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.report import ReportError
+    """The `sparsity` command. Only what parsing and error reporting need is imported here; each command
+    imports its own heavy parts (torch, Ray, pandas), so help, spec errors, plan, status, methods and tasks
+    answer at once."""
+    from analysis.errors import ReportError
     from cluster import ClusterError
     from sweep.spec import SpecError
     from trainables.records.storage import StorageError
