@@ -39,14 +39,16 @@ declare("fixed_mask", MethodConfig, "methods.fixed:FixedMask", targets_sparsity=
 # -- gradual pruning (methods/gradual.py) ------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class GradualConfig(MethodConfig):
-    begin_step: int = option(help="first optimizer step at which masks are updated")
-    end_step: int = option(help="step at which the final sparsity is reached")
-    frequency: int = option(100, "steps between mask updates")
+    begin_step: int = option(help="first optimizer step at which masks are updated", range="[0, 1e15]")
+    end_step: int = option(help="step at which the final sparsity is reached", range="[1, 1e15]")
+    frequency: int = option(100, "steps between mask updates", "[1, 1e15]")
     allocation: Literal["uniform", "global", "erk"] = option(
         "uniform", "spread of the target over tensors: same per tensor, one global ranking, or Erdős–Rényi-Kernel"
     )
     first_layer_dense: bool = option(False, "keep the first prunable tensor dense")
-    layer_overrides: dict = option({}, "fixed final sparsity by tensor-name glob, e.g. {'fc.weight': 0.8}")
+    layer_overrides: dict[str, float] = option(
+        {}, "fixed final sparsity by tensor-name glob, e.g. {'fc.weight': 0.8}", "[0, 1)"
+    )
 
     def __post_init__(self):
         if self.begin_step < 0:
@@ -73,10 +75,12 @@ declare("random", GradualConfig, "methods.random_pruning:Random", packable=True)
 class RampConfig(MethodConfig):
     """The regulariser weight: w(step) = weight * ramp(step), as in the study's Transformer code."""
 
-    weight: float = option(help="coefficient of the regulariser (the study divides by the training-set size)")
+    weight: float = option(
+        help="coefficient of the regulariser (the study divides by the training-set size)", range="[0, 1e12]"
+    )
     ramp: Literal["linear", "cubic"] = option("linear", "linear ramp, or cubic ramp followed by a 0.9 moving average")
-    ramp_start: int = option(0, "step at which the ramp starts")
-    ramp_length: int = option(1, "steps from start to full weight (1: no ramp)")
+    ramp_start: int = option(0, "step at which the ramp starts", "[0, 1e15]")
+    ramp_length: int = option(1, "steps from start to full weight (1: no ramp)", "[1, 1e15]")
 
     def __post_init__(self):
         if self.weight < 0:
@@ -87,21 +91,21 @@ class RampConfig(MethodConfig):
 
 @dataclasses.dataclass(frozen=True)
 class L0Config(RampConfig):
-    init_log_alpha: float = dataclasses.field(
-        default=2.197, metadata={"help": "mean of the initial log α, drawn from N(mean, 0.01) (2.197: 10% dropout)"}
+    init_log_alpha: float = option(
+        2.197, "mean of the initial log α, drawn from N(mean, 0.01) (2.197: 10% dropout)", "[-50, 50]"
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class VDConfig(RampConfig):
-    thresholds: list = dataclasses.field(
-        default_factory=lambda: [3.0],
-        metadata={
-            "help": "log α thresholds to evaluate at (one evaluation and trial row each); study: 0.5 RN50, 0..5 T2T"
-        },
+    thresholds: list[float] = option(
+        [3.0],
+        "log α thresholds to evaluate at (one evaluation and trial row each; log α is clipped to ±8); "
+        "study: 0.5 RN50, 0..5 T2T",
+        "[-8, 8]",
     )
-    init_log_sigma2: float = dataclasses.field(
-        default=-10.0, metadata={"help": "initial log σ² of every weight (study: -10 Transformer, -15 ResNet-50)"}
+    init_log_sigma2: float = option(
+        -10.0, "initial log σ² of every weight (study: -10 Transformer, -15 ResNet-50)", "[-50, 50]"
     )
 
     def __post_init__(self):

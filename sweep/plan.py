@@ -172,10 +172,11 @@ def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
                                 worker_max_failures=spec.failure.worker_max_failures,
                             )
                         )
-    ids = [t.trial_id for t in trials]
-    if len(set(ids)) != len(ids):
-        twice = sorted({i for i in ids if ids.count(i) > 1})
-        raise SpecError(f"{source}: methods: the same configuration is listed twice ({twice[0]})")
+    seen: set[str] = set()
+    for t in trials:
+        if t.trial_id in seen:
+            raise SpecError(f"{source}: methods: the same configuration is listed twice ({t.trial_id})")
+        seen.add(t.trial_id)
     return trials
 
 

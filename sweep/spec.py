@@ -10,8 +10,12 @@ In `task_options` and in a method's options, a list where a field takes one valu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+import math
 import re
+import reprlib
+import types
 import typing
 from typing import Any, Literal
 
@@ -26,14 +30,18 @@ class SpecError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Resources:
-    workers: int = option(1, "training processes per trial (tasks that support it train data-parallel)")
-    cpus_per_worker: float = option(1.0, "CPUs reserved per worker; also the torch thread count")
-    gpus_per_worker: float = option(0.0, "GPUs reserved per worker")
-    max_concurrent_trials: int = option(0, "upper bound on trials running at once (0: as many as resources allow)")
+    workers: int = option(1, "training processes per trial (tasks that support it train data-parallel)", "[1, 4096]")
+    cpus_per_worker: float = option(1.0, "CPUs reserved per worker; also the torch thread count", "(0, 4096]")
+    gpus_per_worker: float = option(0.0, "GPUs reserved per worker", "[0, 64]")
+    max_concurrent_trials: int = option(
+        0, "upper bound on trials running at once (0: as many as resources allow)", "[0, 1e9]"
+    )
     engine: Literal["torch", "deepspeed"] = option(
         "torch", "plain torch, or DeepSpeed (deepspeed.initialize per worker)"
     )
-    zero_stage: int = option(0, "DeepSpeed ZeRO stage: 0 (plain data parallel, right for ResNet-50's size), 1 or 2")
+    zero_stage: int = option(
+        0, "DeepSpeed ZeRO stage: 0 (plain data parallel, right for ResNet-50's size), 1 or 2", "[0, 1e9]"
+    )
     pack: int | str = option(
         1,
         "small trials of one shape trained together as one Tune trial: at most this many per pack, or auto "
@@ -44,11 +52,14 @@ class Resources:
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
-    max_failures: int = option(3, "times a crashed trial is restarted from its last checkpoint (-1: always)")
+    max_failures: int = option(
+        3, "times a crashed trial is restarted from its last checkpoint (-1: always)", "[-1, 1000000]"
+    )
     worker_max_failures: int = option(
         2,
         "multi-worker trials: times Ray Train restarts a crashed worker group from the trial's last checkpoint, "
         "in place, before the trial itself counts as failed (-1: always)",
+        "[-1, 1000000]",
     )
 
 
@@ -57,16 +68,20 @@ class Stage:
     """A dependent stage (the lottery-ticket / scratch study): one child trial per (parent trial x variant),
     trained with the parent's final masks fixed. YAML spells `parent` as `from`."""
 
-    variants: list = option(
+    variants: list[str] = option(
         help="per parent trial: scratch_e, scratch_b, lottery, sparsity_aware_init, scratch_b_sparsity_aware_init"
     )
     parent: str = option("main", "the stage whose trials are the parents: main (the spec's methods) or a stage")
-    methods: list = option([], "only parents trained with these methods (default: every method but dense)")
+    methods: list[str] = option([], "only parents trained with these methods (default: every method but dense)")
     parents: Literal["all", "best"] = option(
         "all", "all: every parent trial; best: the best configuration per method and sparsity (the study's choice)"
     )
-    time_multiplier: float = option(2.0, "scratch_b variants train this many times the parent's length (study: 2)")
-    rewind_step: list = option([0], "lottery: the parent's weights after these steps (0: its initial weights)")
+    time_multiplier: float = option(
+        2.0, "scratch_b variants train this many times the parent's length (study: 2)", "(0, 100]"
+    )
+    rewind_step: list[int] = option(
+        [0], "lottery: the parent's weights after these steps (0: its initial weights)", "[0, 1e15]"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +89,9 @@ class Spec:
     name: str = option(help="sweep name: the results folder under the storage root")
     task: str = option(help="trainable task, e.g. cubist_spiral")
     methods: dict = option(help="method name -> its options (lists are grids), or a list of such grids (their union)")
-    sparsity: list = option([], help="target sparsities in [0, 1), for methods that aim at one")
-    seeds: list = option([0], help="one trial per seed for every configuration")
+    sparsity: list[float] = option([], "target sparsities in [0, 1), for methods that aim at one", "[0, 1)")
+    # at most 2**32 - 1: every seed the tasks derive from a trial's seed (seed * 1,000,003 + epoch) fits 64 bits
+    seeds: list[int] = option([0], "one trial per seed for every configuration", "[0, 4294967295]")
     task_options: dict = option({}, help="the task's options (lists are grids)")
     resources: Resources = option(Resources(), help="per-trial resources")
     failure: Failure = option(Failure(), help="retry policy")
@@ -83,25 +99,88 @@ class Spec:
     description: str = option("", help="free text, kept with the results")
 
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (fullmatch: no trailing newline)
+MAX_NAME = 100  # characters of a sweep or stage name: trial ids and suffixes must still fit a file name
+MAX_DEPTH = 200  # YAML nesting levels a spec may use (its real depth is below 10)
+MAX_TRIALS = 10_000_000  # trials one spec may plan (the Sparsest-Models grids are 10,000s to 485,838)
+MAX_PACK = 65_536  # members of one pack
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 1, 6, 6, 60, 40, 60
+
+
+def short(value: Any) -> str:
+    """A value as error messages quote it: its repr, cut short (a YAML alias bomb's repr is 80 MB)."""
+    return _REPR.repr(value)
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (plain YAML silently keeps the last one)."""
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` then overriding a key is allowed
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line + 1)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, not {_kind(key)}", key_node.start_mark
+            ) from None
+        if first != key_node.start_mark.line + 1:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {short(key)} is given twice (first on line {first})", key_node.start_mark
+            )
+    return loader.construct_mapping(node, deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
 def load(path: str) -> Spec:
     """Read and validate a spec file; raises SpecError."""
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise SpecError(f"{path}: no such spec file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder, not a spec file") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot read spec file: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    if _depth(text) > MAX_DEPTH:
+        raise SpecError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise SpecError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+        raise SpecError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or short(str(e))}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested more than {MAX_DEPTH} levels deep") from None
     return parse(data, path)
+
+
+def _depth(text: str) -> int:
+    """An upper bound of the flow nesting ([ and {) of a YAML text, without parsing it (the parser recurses)."""
+    deepest = depth = 0
+    for bracket in _BRACKETS.finditer(text):
+        if bracket.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def parse(data: Any, source: str = "<spec>") -> Spec:
@@ -115,69 +194,64 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
 
     given = build_fields(Spec, data, "", fail, grid=False)
     fields = {f.name: given[f.name] if f.name in given else _default(f) for f in dataclasses.fields(Spec)}
-    if not NAME_RE.match(fields["name"]):
-        fail("name", f"{fields['name']!r} is not a valid folder name (letters, digits, '.', '_', '-')")
+    if not NAME_RE.fullmatch(fields["name"]) or len(fields["name"]) > MAX_NAME:
+        fail(
+            "name",
+            f"{short(fields['name'])} is not a valid folder name (letters, digits, '.', '_', '-'; "
+            f"at most {MAX_NAME} characters)",
+        )
     if fields["task"] not in tasks.names():
-        fail("task", f"unknown task {fields['task']!r}; registered: {', '.join(tasks.names())}")
+        fail("task", f"unknown task {short(fields['task'])}; registered: {', '.join(tasks.names())}")
     task_cls = tasks.get(fields["task"])
     fields["task_options"] = build_fields(task_cls.Options, fields["task_options"], "task_options", fail, grid=True)
+    configurations = grid_size(fields["task_options"], task_cls.Options)
     _construct_all(task_cls.Options, fields["task_options"], "task_options", fail)
 
     first_stage_methods = [m for m in method_names() if m != "fixed_mask"]  # fixed_mask: stages only
     if not fields["methods"]:
         fail("methods", f"at least one method is required; registered: {', '.join(first_stage_methods)}")
     parsed_methods = {}
+    runs = 0  # per task configuration and seed
     for name, options in fields["methods"].items():
+        key = f"methods.{_key(name)}"
         if name == "fixed_mask":
-            fail(f"methods.{name}", "trains a parent's masks in a dependent stage; give it as a stage (see `stages`)")
+            fail(key, "trains a parent's masks in a dependent stage; give it as a stage (see `stages`)")
         if name not in first_stage_methods:
-            fail(f"methods.{name}", f"unknown method; registered: {', '.join(first_stage_methods)}")
-        config = get_method(name).Config
+            fail(key, f"unknown method; registered: {', '.join(first_stage_methods)}")
+        method = get_method(name)
         if isinstance(options, list):  # several grids, run as their union
             if not options:
-                fail(f"methods.{name}", "an empty list gives no configurations")
+                fail(key, "an empty list gives no configurations")
             parsed_methods[name] = [
-                build_fields(config, o, f"methods.{name}[{i}]", fail, True) for i, o in enumerate(options)
+                build_fields(method.Config, o, f"{key}[{i}]", fail, True) for i, o in enumerate(options)
             ]
-            for i, grid_values in enumerate(parsed_methods[name]):
-                _construct_all(config, grid_values, f"methods.{name}[{i}]", fail)
         else:
-            parsed_methods[name] = build_fields(config, options or {}, f"methods.{name}", fail, True)
-            _construct_all(config, parsed_methods[name], f"methods.{name}", fail)
+            parsed_methods[name] = build_fields(method.Config, options or {}, key, fail, True)
+        grids = parsed_methods[name] if isinstance(options, list) else [parsed_methods[name]]
+        targets = max(len(fields["sparsity"]), 1) if method.targets_sparsity else 1
+        runs += targets * sum(grid_size(g, method.Config) for g in grids)
+        if configurations * runs * max(len(fields["seeds"]), 1) > MAX_TRIALS:
+            fail(key, f"the spec gives more than {MAX_TRIALS:,} trials; split it into several sweeps")
+        for i, grid_values in enumerate(grids):
+            _construct_all(method.Config, grid_values, f"{key}[{i}]" if isinstance(options, list) else key, fail)
     fields["methods"] = parsed_methods
 
-    sparsity = fields["sparsity"]
-    for i, s in enumerate(sparsity):
-        if isinstance(s, bool) or not isinstance(s, (int, float)):
-            fail(f"sparsity[{i}]", f"expected a number in [0, 1), got {s!r}")
-        if not 0.0 <= s < 1.0:
-            fail(f"sparsity[{i}]", f"{s} is outside [0, 1)")
-    if any(get_method(m).targets_sparsity for m in parsed_methods) and not sparsity:
+    if any(get_method(m).targets_sparsity for m in parsed_methods) and not fields["sparsity"]:
         fail(
             "sparsity",
             "a list of target sparsities in [0, 1) is required for "
             + ", ".join(m for m in parsed_methods if get_method(m).targets_sparsity),
         )
-    _no_duplicates(sparsity, "sparsity", fail)
-    fields["sparsity"] = [float(s) for s in sparsity]
-
-    seeds = fields["seeds"]
-    for i, s in enumerate(seeds):
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            fail(f"seeds[{i}]", f"expected a non-negative integer, got {s!r}")
-    if not seeds:
+    fields["sparsity"] = [float(s) for s in fields["sparsity"]]
+    if not fields["seeds"]:
         fail("seeds", "at least one seed is required")
-    _no_duplicates(seeds, "seeds", fail)
-    fields["seeds"] = seeds
 
     resources = Resources(**build_fields(Resources, given.get("resources"), "resources", fail, grid=False))
-    if not 1 <= resources.workers <= task_cls.max_workers:
+    if resources.workers > task_cls.max_workers:
         fail(
             "resources.workers",
             f"{resources.workers} is not supported by task {task_cls.name}; allowed: 1..{task_cls.max_workers}",
         )
-    if resources.cpus_per_worker <= 0 or resources.gpus_per_worker < 0:
-        fail("resources", "cpus_per_worker must be > 0 and gpus_per_worker >= 0")
     if resources.zero_stage not in (0, 1, 2):
         fail(
             "resources.zero_stage",
@@ -185,17 +259,14 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
             "on every rank; allowed: 0, 1, 2",
         )
     if resources.pack != "auto" and (
-        isinstance(resources.pack, bool) or not isinstance(resources.pack, int) or resources.pack < 1
+        isinstance(resources.pack, bool) or not isinstance(resources.pack, int) or not 1 <= resources.pack <= MAX_PACK
     ):
-        fail("resources.pack", f"expected a positive integer or auto, got {_kind(resources.pack)} {resources.pack!r}")
-    if resources.max_concurrent_trials < 0:
-        fail("resources.max_concurrent_trials", "expected 0 (no limit) or a positive count")
+        fail(
+            "resources.pack",
+            f"expected a count in [1, {MAX_PACK}] or auto, got {_kind(resources.pack)} {short(resources.pack)}",
+        )
     fields["resources"] = resources
-    failure = Failure(**build_fields(Failure, given.get("failure"), "failure", fail, grid=False))
-    for name in ("max_failures", "worker_max_failures"):
-        if getattr(failure, name) < -1:
-            fail(f"failure.{name}", f"expected -1 (always) or a count >= 0, got {getattr(failure, name)}")
-    fields["failure"] = failure
+    fields["failure"] = Failure(**build_fields(Failure, given.get("failure"), "failure", fail, grid=False))
     fields["stages"] = _stages(fields["stages"], list(parsed_methods), fail)
     return Spec(**fields)
 
@@ -208,9 +279,13 @@ def _stages(given: Any, first_methods: list[str], fail) -> dict[str, Stage]:
         fail("stages", f"expected a mapping of stage names to stages, got {_kind(given)}")
     stages: dict[str, Stage] = {}
     for name, data in given.items():
-        key = f"stages.{name}"
-        if not isinstance(name, str) or not NAME_RE.match(name) or name == "main":
-            fail(key, "a stage name is letters, digits, '.', '_', '-', and not 'main' (the first stage's name)")
+        key = f"stages.{_key(name)}"
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > MAX_NAME or name == "main":
+            fail(
+                key,
+                f"a stage name is letters, digits, '.', '_', '-' (at most {MAX_NAME}), and not 'main' (the first "
+                "stage's name)",
+            )
         if isinstance(data, dict) and "from" in data:
             if "parent" in data:
                 fail(key, "give the parent stage once, as `from`")
@@ -220,23 +295,26 @@ def _stages(given: Any, first_methods: list[str], fail) -> dict[str, Stage]:
         stage = Stage(**build_fields(Stage, data, key, fail, grid=False))
         known = ["main", *stages]
         if stage.parent not in known:
-            fail(f"{key}.from", f"unknown stage {stage.parent!r}; it must be one listed before: {', '.join(known)}")
+            fail(
+                f"{key}.from", f"unknown stage {short(stage.parent)}; it must be one listed before: {', '.join(known)}"
+            )
         if not stage.variants:
             fail(f"{key}.variants", f"at least one variant is required: {', '.join(VARIANTS)}")
         for i, variant in enumerate(stage.variants):
             if variant not in VARIANTS:
-                fail(f"{key}.variants[{i}]", f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-        _no_duplicates(stage.variants, f"{key}.variants", fail)
+                fail(f"{key}.variants[{i}]", f"unknown variant {short(variant)}; choose from {', '.join(VARIANTS)}")
         parent_methods = first_methods if stage.parent == "main" else ["fixed_mask"]
         for i, method in enumerate(stage.methods):
             if method not in parent_methods:
-                fail(f"{key}.methods[{i}]", f"{method!r} trains no trial of stage {stage.parent}: {parent_methods}")
-        if not stage.time_multiplier > 0:
-            fail(f"{key}.time_multiplier", f"expected a number > 0, got {stage.time_multiplier}")
-        for i, step in enumerate(stage.rewind_step):
-            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-                fail(f"{key}.rewind_step[{i}]", f"expected a step >= 0, got {step!r}")
-        _no_duplicates(stage.rewind_step, f"{key}.rewind_step", fail)
+                fail(
+                    f"{key}.methods[{i}]", f"{short(method)} trains no trial of stage {stage.parent}: {parent_methods}"
+                )
+        if not stage.methods and parent_methods == ["dense"]:
+            fail(
+                key,
+                f"stage {stage.parent} trains only dense, which leaves no masks to keep, so this stage would have no "
+                "trials; add a pruning method to it",
+            )
         stages[name] = stage
     return stages
 
@@ -252,6 +330,12 @@ def grid(values: dict[str, Any], cls: type) -> list[dict[str, Any]]:
     return [dict(zip(values, combo)) for combo in itertools.product(*axes)]
 
 
+def grid_size(values: dict[str, Any], cls: type) -> int:
+    """How many configurations `grid(values, cls)` gives, without expanding them."""
+    hints = typing.get_type_hints(cls)
+    return math.prod(len(v) if isinstance(v, list) and not takes_list(hints[k]) else 1 for k, v in values.items())
+
+
 def _construct_all(cls: type, values: dict[str, Any], where: str, fail) -> None:
     for combo in grid(values, cls):
         try:
@@ -261,7 +345,7 @@ def _construct_all(cls: type, values: dict[str, Any], where: str, fail) -> None:
 
 
 def build_fields(cls: type, data: Any, where: str, fail, grid: bool) -> dict[str, Any]:
-    """Check `data` against the dataclass `cls`: unknown keys, missing keys and types. Returns plain values.
+    """Check `data` against the dataclass `cls`: unknown keys, missing keys, types and ranges. Returns plain values.
 
     With grid=True a list where a field takes one value is a grid: each element is checked and the list kept.
     """
@@ -274,51 +358,109 @@ def build_fields(cls: type, data: Any, where: str, fail, grid: bool) -> dict[str
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in allowed:
-            fail(f"{prefix}{key}", f"unknown key; allowed: {', '.join(allowed)}")
+            fail(f"{prefix}{_key(key)}", f"unknown key; allowed: {', '.join(allowed)}")
     out = {}
     for name, field in allowed.items():
         if name not in data:
             if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                 fail(f"{prefix}{name}", f"missing; this key is required ({field.metadata.get('help', '')})")
             continue
-        value, tp = data[name], hints[name]
+        value, tp, bounds = data[name], hints[name], field.metadata.get("range")
         if grid and isinstance(value, list) and not takes_list(tp):
             if not value:
                 fail(f"{prefix}{name}", "an empty list gives no configurations")
-            _no_duplicates(value, f"{prefix}{name}", fail)
-            out[name] = [check_type(v, tp, f"{prefix}{name}", fail) for v in value]
+            out[name] = [check_type(v, tp, f"{prefix}{name}", fail, bounds) for v in value]
+            _no_duplicates(out[name], f"{prefix}{name}", fail)
         elif dataclasses.is_dataclass(tp):
             out[name] = value  # nested section: validated by the caller
         else:
-            out[name] = check_type(value, tp, f"{prefix}{name}", fail)
+            out[name] = check_type(value, tp, f"{prefix}{name}", fail, bounds)
     return out
 
 
-def check_type(value: Any, tp: Any, key: str, fail) -> Any:
+def check_type(value: Any, tp: Any, key: str, fail, bounds: str | None = None) -> Any:
+    """`value` as type `tp` (int, float, str, bool, a Literal, list[X] or dict[str, X]), inside the interval
+    `bounds` (e.g. "[0, 1)": numbers, or a list's elements, or a dict's values); fails naming `key` otherwise.
+    Numbers must be finite. A list's elements must be distinct."""
     origin = typing.get_origin(tp)
     if origin is Literal:
-        if value not in typing.get_args(tp):
-            fail(key, f"{value!r} is not allowed; choose one of {', '.join(map(str, typing.get_args(tp)))}")
+        choices = typing.get_args(tp)
+        if not _scalar(value) or not any(value == c and type(value) is type(c) for c in choices):
+            fail(key, f"{short(value)} is not allowed; choose one of {', '.join(map(str, choices))}")
         return value
     if tp is float:
+        number = value
         if isinstance(value, str):  # YAML reads 5e-4 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail(key, f"expected a number, got {_kind(value)} {value!r}")
-        return float(value)
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            fail(key, f"expected a number, got {_kind(value)} {short(value)}")
+        try:
+            number = float(number)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            fail(key, f"expected a finite number, got {short(value)}")
+        return _within(number, bounds, key, fail)
     if tp is int:
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            fail(key, f"expected an integer, got {_kind(value)} {value!r}")
-        return value
-    expected = {str: "a string", bool: "true or false", dict: "a mapping", list: "a list"}.get(origin or tp)
-    if expected and not isinstance(value, origin or tp):
-        fail(key, f"expected {expected}, got {_kind(value)} {value!r}")
+            fail(key, f"expected an integer, got {_kind(value)} {short(value)}")
+        return _within(value, bounds, key, fail)
+    if origin is list:
+        if not isinstance(value, list):
+            fail(key, f"expected a list, got {_kind(value)} {short(value)}")
+        (item,) = typing.get_args(tp)
+        items = [check_type(v, item, f"{key}[{i}]", fail, bounds) for i, v in enumerate(value)]
+        _no_duplicates(items, key, fail)
+        return items
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail(key, f"expected a mapping, got {_kind(value)} {short(value)}")
+        key_type, item = typing.get_args(tp)
+        for k in value:
+            check_type(k, key_type, f"{key} (its key {short(k)})", fail)
+        return {k: check_type(v, item, f"{key}.{k}", fail, bounds) for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        return value  # checked by the caller (e.g. resources.pack: a count or auto)
+    expected = {str: "a string", bool: "true or false", dict: "a mapping", list: "a list"}.get(tp)
+    if expected and not isinstance(value, tp):
+        fail(key, f"expected {expected}, got {_kind(value)} {short(value)}")
     return value
+
+
+@functools.cache
+def interval(bounds: str) -> tuple[float, float, bool, bool]:
+    """ "[0, 1)" -> (0.0, 1.0, True, False): low, high, and whether each end is included."""
+    match = re.fullmatch(r"([\[(])\s*(\S+?)\s*,\s*(\S+?)\s*([\])])", bounds)
+    if not match:
+        raise ValueError(f"not an interval: {bounds!r} (write e.g. [0, 1) or (0, inf))")
+    return float(match[2]), float(match[3]), match[1] == "[", match[4] == "]"
+
+
+def _within(number: int | float, bounds: str | None, key: str, fail) -> int | float:
+    if bounds is None:
+        return number
+    low, high, low_in, high_in = interval(bounds)
+    inside = (low <= number if low_in else low < number) and (number <= high if high_in else number < high)
+    if not inside:
+        fail(key, f"{short(number)} is outside {bounds}")
+    return number
+
+
+def _key(key: Any) -> str:
+    """A key as messages name it: plain if it is a plain name, quoted (and cut short) otherwise."""
+    return key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else short(key)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]{0,60}")
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -332,9 +474,15 @@ def _kind(value: Any) -> str:
 
 
 def _no_duplicates(values: list, key: str, fail) -> None:
-    seen = [v for i, v in enumerate(values) if v in values[:i]]
-    if seen:
-        fail(key, f"duplicate values {seen}")
+    """Distinct values (checked scalars), in linear time: 100,000s of seeds validate at once."""
+    seen: set = set()
+    twice: dict = {}
+    for v in values:
+        if v in seen:
+            twice.setdefault(v, None)
+        seen.add(v)
+    if twice:
+        fail(key, f"duplicate values {short(list(twice))}")
 
 
 def describe(cls: type) -> list[tuple[str, str, str]]:

@@ -73,7 +73,7 @@ def test_children_per_parent_and_variant_skip_dense_parents(tmp_path):
         ({"from": "prune"}, "stages.reinit.from: unknown stage 'prune'"),
         ({"methods": ["random"]}, "stages.reinit.methods[0]: 'random' trains no trial of stage main"),
         ({"rewind_step": 5000}, "stages.reinit.rewind_step: 5000 is not before the end"),
-        ({"time_multiplier": 0}, "stages.reinit.time_multiplier: expected a number > 0"),
+        ({"time_multiplier": 0}, "stages.reinit.time_multiplier: 0.0 is outside (0, 100]"),
         ({"variants": []}, "stages.reinit.variants: at least one variant"),
         ({"colour": "red"}, "stages.reinit.colour: unknown key"),
     ],

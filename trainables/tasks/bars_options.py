@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
+from methods.config import option
 from trainables.tasks import declare
 from trainables.tasks.supervised_options import RecipeOptions, SupervisedSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class BarsOptions(RecipeOptions):
-    channels: int = dataclasses.field(default=8, metadata={"help": "channels of the first conv (then 2x)"})
-    epochs: int = dataclasses.field(default=10, metadata={"help": "training epochs (64 steps each at batch 64)"})
-    batch_size: int = dataclasses.field(default=64, metadata={"help": "minibatch size"})
-    optimizer: str = dataclasses.field(default="adam", metadata={"help": "sgd or adam"})
-    lr: float = dataclasses.field(default=3e-3, metadata={"help": "learning rate"})
-    eval_every: int = dataclasses.field(default=64, metadata={"help": "steps between evaluations"})
+    channels: int = option(8, "channels of the first conv (then 2x)", "[1, 4096]")
+    epochs: int = option(10, "training epochs (64 steps each at batch 64)", "[1, 1e6]")
+    batch_size: int = option(64, "minibatch size", "[1, 1e7]")
+    optimizer: Literal["sgd", "adam"] = option("adam", "SGD with momentum, or Adam")
+    lr: float = option(3e-3, "learning rate", "(0, 1000]")
+    eval_every: int = option(64, "steps between evaluations", "[1, 1e15]")
 
     def __post_init__(self):
         super().__post_init__()

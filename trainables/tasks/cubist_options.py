@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from methods.config import option
 from trainables.tasks import declare
 from trainables.tasks.supervised_options import RecipeOptions, SupervisedSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class CubistOptions(RecipeOptions):
-    width: int = dataclasses.field(default=16, metadata={"help": "hidden width d1 = d2 = d3 of the MLP"})
+    width: int = option(16, "hidden width d1 = d2 = d3 of the MLP", "[1, 65536]")
 
     def __post_init__(self):
         super().__post_init__()

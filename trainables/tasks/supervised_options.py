@@ -12,16 +12,16 @@ from trainables.tasks.options import TaskSpec
 
 @dataclasses.dataclass(frozen=True)
 class RecipeOptions:
-    epochs: int = option(50, "training epochs")
-    batch_size: int = option(128, "minibatch size; the last partial batch of an epoch is dropped")
+    epochs: int = option(50, "training epochs", "[1, 1e6]")
+    batch_size: int = option(128, "minibatch size; the last partial batch of an epoch is dropped", "[1, 1e7]")
     optimizer: Literal["sgd", "adam"] = option("sgd", "SGD with momentum, or Adam")
-    lr: float = option(0.1, "learning rate")
+    lr: float = option(0.1, "learning rate", "(0, 1000]")
     lr_schedule: Literal["cosine", "multistep", "constant"] = option(
         "cosine", "per-epoch schedule: cosine to 0; x0.1 at 30% and 60% of epochs; or constant"
     )
-    momentum: float = option(0.9, "SGD momentum (ignored by Adam)")
-    weight_decay: float = option(5e-4, "L2 weight decay on the model's parameters (never on a method's own)")
-    eval_every: int = option(390, "steps between evaluations (each one also checkpoints)")
+    momentum: float = option(0.9, "SGD momentum (ignored by Adam)", "[0, 1)")
+    weight_decay: float = option(5e-4, "L2 weight decay on the model's parameters (never on a method's own)", "[0, 10]")
+    eval_every: int = option(390, "steps between evaluations (each one also checkpoints)", "[1, 1e15]")
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_every"):
