@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from methods.base import option
+from methods.config import option
 
 
 class SpecError(ValueError):
@@ -185,7 +185,7 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 
 def parse(data: Any, source: str = "<spec>") -> Spec:
     """Validate a mapping (e.g. from YAML) into a Spec; raises SpecError naming `source` and the key."""
-    from methods import get as get_method
+    from methods import declared as get_method
     from methods import names as method_names
     from trainables import tasks
 
@@ -202,7 +202,7 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
         )
     if fields["task"] not in tasks.names():
         fail("task", f"unknown task {short(fields['task'])}; registered: {', '.join(tasks.names())}")
-    task_cls = tasks.get(fields["task"])
+    task_cls = tasks.declared(fields["task"])
     fields["task_options"] = build_fields(task_cls.Options, fields["task_options"], "task_options", fail, grid=True)
     configurations = grid_size(fields["task_options"], task_cls.Options)
     _construct_all(task_cls.Options, fields["task_options"], "task_options", fail)
@@ -273,7 +273,7 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
 
 def _stages(given: Any, first_methods: list[str], fail) -> dict[str, Stage]:
     """Validate the stages; each one's parent must be `main` or a stage listed before it."""
-    from trainables.training.reinit import VARIANTS
+    from trainables.training.variants import VARIANTS
 
     if not isinstance(given, dict):
         fail("stages", f"expected a mapping of stage names to stages, got {_kind(given)}")
