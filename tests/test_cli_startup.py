@@ -18,19 +18,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("torch", "ray", "pandas", "matplotlib", "seaborn")
 
-
-def _spec_reads_declarations() -> bool:
-    with open(os.path.join(ROOT, "sweep", "spec.py")) as f:
-        return "from methods.base import" not in f.read()
-
-
-# Until sweep/spec.py reads the declarations (`from methods.config import option`, `from methods import declared as
-# get_method`, `tasks.declared(fields["task"])`, `from trainables.training.variants import VARIANTS`) it imports torch
-# through methods.base, and so does every command. TODO: remove this marker once it does.
-pytestmark = pytest.mark.xfail(
-    not _spec_reads_declarations(), reason="sweep/spec.py imports methods.base (torch)", strict=True
-)
-
 PROBE = """
 import json, sys
 from sweep.cli import main
