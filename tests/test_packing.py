@@ -145,11 +145,11 @@ def test_a_pack_of_8_trains_each_member_as_it_would_alone(tmp_path, method, requ
 def test_a_diverging_member_ends_alone_and_changes_no_one_else(tmp_path):
     trials = trials_of(
         tmp_path,
-        task_options={"width": 8, "epochs": 1, "lr": [0.05, 0.1, 1.0e6], "eval_every": 130},
+        task_options={"width": 8, "epochs": 1, "lr": [0.05, 0.1, 1000.0], "eval_every": 130},
         method={"magnitude": {"begin_step": 50, "end_step": 300, "frequency": 25}},
     )
-    blowup = [t for t in trials if t.task_options["lr"] == 1.0e6]
-    others = [t for t in trials if t.task_options["lr"] != 1.0e6]
+    blowup = [t for t in trials if t.task_options["lr"] == 1000.0]
+    others = [t for t in trials if t.task_options["lr"] != 1000.0]
     assert len(blowup) == 4 and len(others) == 8
     members = others[:7] + blowup[:1]
     with_it = Pack("with", tuple(members))
@@ -329,7 +329,7 @@ def test_a_bad_pack_is_a_one_line_spec_error(value):
         spec.parse(
             {"name": "x", "task": "cubist_spiral", "methods": {"dense": {}}, "resources": {"pack": value}}, "s.yaml"
         )
-    assert str(e.value).startswith("s.yaml: resources.pack: expected a positive integer or auto") and "\n" not in str(
+    assert str(e.value).startswith("s.yaml: resources.pack: expected a count in [1, 65536] or auto") and "\n" not in str(
         e.value
     )
 
