@@ -16,7 +16,9 @@ True
 >>> sparsifier = cls(cls.Config(begin_step=100, end_step=900), target=0.9, seed=0)
 
 Adding a method (e.g. SNIP):
-1. declare it: in methods/config.py, its config dataclass (fields made with `option`, checked in
+1. declare it: in methods/config.py, its config dataclass (fields made with `option`: a typed default, help, and
+   for every number its range, e.g. `option(0.1, "learning rate", "(0, 1000]")`, which the spec checks before
+   anything runs; tests/test_spec_input.py refuses a number without one; checks across fields in
    `__post_init__`) and `declare("snip", SnipConfig, "methods.snip:Snip", ...)`;
 2. implement it: methods/snip.py with `@register class Snip(Sparsifier): name = "snip"` overriding the hooks it
    needs; then add its config to tests/test_contract.py's CONFIGS, which checks the contract for every method.

@@ -6,7 +6,9 @@
 - implementation (`<task>.py`, `<task>/task.py`): a subclass of the declaration and of `Task`
   (trainables/tasks/base.py) under `@register`, adding data, model and recipe. `get(name)` imports it.
 
-Adding a task: (1) declare it in a torch-free options module and list that module in `_DECLARATIONS`;
+Adding a task: (1) declare it in a torch-free options module (its Options fields made with `methods.config.option`,
+every number with its range, e.g. `option(50, "training epochs", "[1, 1e6]")`) and list that module in
+`_DECLARATIONS`;
 (2) implement it, subclassing the declaration, without restating what the declaration says.
 """
 
