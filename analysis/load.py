@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from trainables.records import paths, storage  # file layout and pyarrow filesystems only, no training code
+from trainables.records import integrity, paths, storage  # file layout, pyarrow filesystems: no training code
+from trainables.records.integrity import DamagedFile
 
 
 def _cores() -> int:
@@ -69,22 +69,35 @@ def read_arrow(
     units: Iterable[str] | None = None,
     exclude: Iterable[str] = (),
     unit_column: str | None = None,
+    damaged: list[tuple[str, str]] | None = None,
 ) -> pa.Table:
     """As read_table, as a pyarrow Table of one chunk per file (no columns if nothing was written). `exclude`:
     columns not to read (with `columns` None: all others); `unit_column` names an added (dictionary) column
-    holding each row's unit id."""
+    holding each row's unit id. A file that cannot be read as Parquet (cut short, garbled) raises DamagedFile
+    naming it; with a `damaged` list, it is left out and (its location, why) appended instead."""
     location = paths.table_dir(sweep_dir, table)
     fs, folder = storage.resolve(location)
     if not paths.is_uri(sweep_dir) and not os.path.isdir(folder):
         return _NOTHING
     columns = None if columns is None else list(columns)
+    unreadable: list[tuple[str, str]] = []
     try:
         files = _files(fs, folder) if units is None else _unit_files(fs, folder, units)
-        parts = _read_files(fs, files, columns, set(exclude), where, paths.is_uri(sweep_dir))
+        parts = _read_files(fs, files, columns, set(exclude), where, paths.is_uri(sweep_dir), unreadable)
     except FileNotFoundError:  # no object under that prefix yet
         return _NOTHING
     except storage.FAILURES as e:  # e.g. an object store refusing the credentials: one line, not a traceback
         raise storage.StorageError(f"{paths.redact(location)}: {storage.reason(e, location)}") from None
+    unreadable = [(paths.join(location, posixpath.relpath(path, folder)), why) for path, why in sorted(unreadable)]
+    if unreadable and damaged is None:
+        (where_, why), more = unreadable[0], len(unreadable) - 1
+        others = f" (and {more} other files of {table})" if more else ""
+        raise DamagedFile(
+            f"{paths.redact(where_)}: damaged results file ({why}){others}; "
+            f"`sparsity resume {paths.redact(sweep_dir)}` moves it aside and runs its trials again"
+        )
+    if damaged is not None:
+        damaged += unreadable
     if not parts:
         return _NOTHING
     out = _concat([b.table for b in parts])
@@ -107,8 +120,14 @@ _NOTHING = pa.table({})
 
 
 def _files(fs, folder: str) -> list[str]:
-    """pyarrow.dataset's discovery: the files it would scan, in its (sorted) order, temporary files skipped."""
-    return ds.dataset(folder, format="parquet", filesystem=fs).files
+    """The files pyarrow.dataset's discovery would scan, in its (sorted) order, temporary files skipped (names
+    starting with "." or "_"); listed here because discovery itself opens a file, and fails on a damaged one."""
+    found = fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+    return sorted(
+        i.path
+        for i in found
+        if i.is_file and not any(part[:1] in "._" for part in posixpath.relpath(i.path, folder).split("/"))
+    )
 
 
 def _unit_files(fs, folder: str, units: Iterable[str]) -> list[str]:
@@ -121,43 +140,50 @@ class _Batch(NamedTuple):
     files: list[tuple[str, int]]  # (path, rows) of each file it read
 
 
-def _read_files(fs, files: list[str], columns, exclude: set[str], where, remote: bool) -> list[_Batch]:
+def _read_files(fs, files: list[str], columns, exclude: set[str], where, remote: bool, unreadable) -> list[_Batch]:
     """The files read on a thread pool, in batches of consecutive files each joined into one table: fewer tasks,
     and no tens of thousands of small tables held at once (50,000 one-row files took GBs that way)."""
     keep = {k: pa.array(list(v)) for k, v in (where or {}).items()}
     threads = REMOTE_THREADS if remote else LOCAL_THREADS
     size = max(1, min(64, len(files) // (4 * threads)))
     batches = [files[i : i + size] for i in range(0, len(files), size)]
-    read = partial(_read_batch, fs, columns, exclude, keep, remote)
+    read = partial(_read_batch, fs, columns, exclude, keep, remote, unreadable)
     with ThreadPoolExecutor(threads) as pool:
         return [b for b in pool.map(read, batches) if b is not None]
 
 
 def _read_batch(
-    fs, columns, exclude: set[str], keep: dict[str, pa.Array], remote: bool, batch: list[str]
+    fs, columns, exclude: set[str], keep: dict[str, pa.Array], remote: bool, unreadable: list, batch: list[str]
 ) -> _Batch | None:
-    found = [(path, _read_file(fs, columns, exclude, keep, remote, path)) for path in batch]
+    found = [(path, _read_file(fs, columns, exclude, keep, remote, unreadable, path)) for path in batch]
     found = [(path, t) for path, t in found if t is not None]
     if not found:
         return None
     return _Batch(_concat([t for _, t in found]).combine_chunks(), [(path, t.num_rows) for path, t in found])
 
 
-def _read_file(fs, columns, exclude: set[str], keep: dict[str, pa.Array], remote: bool, path: str) -> pa.Table | None:
-    """The asked-for columns of one file (those it has), rows filtered by `keep`; None if no row can match or the
-    file went away meanwhile (a unit's stale rows dropped by a resumed sweep)."""
+def _read_file(
+    fs, columns, exclude: set[str], keep: dict[str, pa.Array], remote: bool, unreadable: list, path: str
+) -> pa.Table | None:
+    """The asked-for columns of one file (those it has), rows filtered by `keep`; None if no row can match, the
+    file went away meanwhile (a unit's stale rows dropped by a resumed sweep) or cannot be read as Parquet (then
+    (path, why) is appended to `unreadable`)."""
     try:
         f = fs.open_input_file(path)
     except FileNotFoundError:
         return None
-    with f:
-        parquet = pq.ParquetFile(f, pre_buffer=remote)  # pre-buffering pays for a remote store's latency only
-        names = parquet.schema_arrow.names
-        if any(k not in names for k in keep):
-            return None
-        wanted = [c for c in (names if columns is None else columns) if c in names and c not in exclude]
-        needed = wanted + [k for k in keep if k not in wanted]
-        part = parquet.read(columns=needed, use_threads=False)  # the pool parallelises over files
+    try:
+        with f:
+            parquet = pq.ParquetFile(f, pre_buffer=remote)  # pre-buffering pays for a remote store's latency only
+            names = parquet.schema_arrow.names
+            if any(k not in names for k in keep):
+                return None
+            wanted = [c for c in (names if columns is None else columns) if c in names and c not in exclude]
+            needed = wanted + [k for k in keep if k not in wanted]
+            part = parquet.read(columns=needed, use_threads=False)  # the pool parallelises over files
+    except (pa.ArrowException, OSError) as e:  # cut short or garbled (an unreachable store fails at listing)
+        unreadable.append((path, integrity.reason(e)))
+        return None
     if not keep:
         return part
     mask = None

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from analysis import lth, tables
 from analysis.errors import ReportError
-from analysis.load import read_arrow, read_table, to_frame
+from analysis.load import read_arrow, to_frame
 from trainables.records import paths, storage
 
 # The columns of `trials` the report computes with. The others (the hyper-parameters) only name the best
@@ -48,6 +48,7 @@ class Report:
     folder: str
     markdown: str  # the method x sparsity table, for printing
     trials: int
+    damaged: tuple[str, ...] = ()  # result files that could not be read, left out (the report says so first)
 
 
 REFERENCES = ("gale2019",)
@@ -74,7 +75,7 @@ def write_report(
     with tempfile.TemporaryDirectory(prefix="sparsity-report-") as local:
         report = _render(sweep_dir, local, heatmap_level, reference, metric)
         storage.upload_dir(local, target)
-    return Report(target, report.markdown, report.trials)
+    return Report(target, report.markdown, report.trials, report.damaged)
 
 
 def _render(
@@ -87,6 +88,14 @@ def _render(
         raise ReportError(f"{paths.redact(sweep_dir)}: no such sweep folder")
     found = _read_trials(sweep_dir)
     trials = to_frame(found.table.select([c for c in CORE if c in found.table.column_names]))
+    if trials.empty and found.damaged:
+        (where, why), more = found.damaged[0], len(found.damaged) - 1
+        raise ReportError(
+            f"{paths.redact(where)}: damaged results file ({why})"
+            + (f" and {more} more" if more else "")
+            + f", and no readable trials rows; `sparsity resume {paths.redact(sweep_dir)}` moves them aside and "
+            "runs their trials again"
+        )
     if trials.empty:
         where = paths.redact(paths.table_dir(sweep_dir, "trials"))
         raise ReportError(f"{paths.redact(sweep_dir)}: no finished trials yet (nothing in {where})")
@@ -132,9 +141,23 @@ def _render(
     if not failed.empty:
         columns = ["trial_id", "method", "target_sparsity", "status", "steps"]
         sections += ["## Trials that did not complete", "", tables.to_markdown(failed[columns], False), ""]
+    sections[2:2] = _damaged_note(found)  # first, under the title
     with open(os.path.join(folder, "README.md"), "w") as f:
         f.write("\n".join(sections))
-    return Report(folder, table, len(trials))
+    return Report(folder, table, len(trials), tuple(paths.redact(where) for where, _ in found.damaged))
+
+
+def _damaged_note(found: _Trials) -> list[str]:
+    """The report's first words when result files could not be read: which, and that their rows are missing."""
+    damaged = found.damaged
+    if not damaged:
+        return []
+    files = "; ".join(f"`{paths.redact(where)}` ({why})" for where, why in damaged)
+    return [
+        f"**Left out: {len(damaged)} damaged result file{'' if len(damaged) == 1 else 's'}**, whose rows are missing from this report: {files}. "
+        f"`sparsity resume {paths.redact(found.sweep_dir)}` moves them aside and runs their trials again.",
+        "",
+    ]
 
 
 def _plots():
@@ -151,12 +174,14 @@ class _Trials:
     sweep_dir: str
     table: pa.Table
     units: pa.ChunkedArray | None
+    damaged: list[tuple[str, str]]  # (file, why) of every results file read so far that could not be
 
 
 def _read_trials(sweep_dir: str) -> _Trials:
-    table = read_arrow(sweep_dir, "trials", exclude=UNREAD, unit_column=_UNIT)
+    damaged: list[tuple[str, str]] = []
+    table = read_arrow(sweep_dir, "trials", exclude=UNREAD, unit_column=_UNIT, damaged=damaged)
     units = table[_UNIT] if _UNIT in table.column_names else None
-    return _Trials(sweep_dir, table.drop_columns([_UNIT]) if units is not None else table, units)
+    return _Trials(sweep_dir, table.drop_columns([_UNIT]) if units is not None else table, units, damaged)
 
 
 def _heatmap(found: _Trials, best, level: float | None, folder: str) -> list[str]:
@@ -195,12 +220,22 @@ def _layers(found: _Trials, chosen: set[str]) -> pd.DataFrame:
     mine = pc.is_in(keys["config_hash"], value_set=pa.array(sorted(chosen), pa.string()))
     if found.units is not None:
         ids = pc.unique(found.units.filter(mine).cast(pa.string())).to_pylist()
-        layers = read_table(found.sweep_dir, "layers", LAYER_COLUMNS, where={"config_hash": chosen}, units=ids)
+        seen: list[tuple[str, str]] = []
+        layers = _layer_rows(found, chosen, seen, units=ids)
         ours = keys.filter(mine)
         done = ours.filter(pc.equal(ours["status"], "completed"))["trial_id"].to_pylist()
-        if set(done) <= set(layers.get("trial_id", ())):
+        if set(done) <= set(layers.get("trial_id", ())) or seen:  # a damaged file: the whole table cannot help
+            found.damaged.extend(seen)
             return layers
-    return read_table(found.sweep_dir, "layers", LAYER_COLUMNS, where={"config_hash": chosen})
+    seen = []
+    layers = _layer_rows(found, chosen, seen)
+    found.damaged.extend(seen)
+    return layers
+
+
+def _layer_rows(found: _Trials, chosen: set[str], damaged: list, units=None) -> pd.DataFrame:
+    arrow = read_arrow(found.sweep_dir, "layers", LAYER_COLUMNS, {"config_hash": chosen}, units=units, damaged=damaged)
+    return to_frame(arrow)
 
 
 def _learned(trials, learned) -> list[str]:

@@ -74,6 +74,7 @@ def run_pack(
     active = torch.tensor([t.trial_id not in ended for t in members], device=model[0].weight.device)
     elapsed, started = state.get("wall_time_s", 0.0), time.perf_counter()
     end = task.total_steps if max_steps is None else min(task.total_steps, max_steps)
+    ended_before = "model" in state and step == end  # restored from the checkpoint it ended with
     losses = torch.zeros(len(members))
     while step < end and bool(active.any()):
         step += 1
@@ -114,6 +115,9 @@ def run_pack(
     if not bool(active.any()) and step < end:  # every member diverged: nothing left to train
         _write(pack, evals, ended)
         session.report({**_counts(pack, ended), "step": step, "done": True}, None)
+    elif ended_before:  # resumed from the checkpoint it ended with: its rows again
+        _write(pack, evals, ended)
+        session.report({**_counts(pack, ended), "step": step, "steps_total": end, "done": True}, state)
     return _primary(pack, ended)
 
 

@@ -7,6 +7,9 @@ it stays at the end of every path built from it, so each one opens the same file
     spec.yaml           the spec as given
     sweep.json          manifest: spec hash, trial ids, versions
     results/{evals,trials,layers}/<unit>.parquet   a unit is a trial, or a pack of trials run together
+    damaged/{evals,trials,layers}/<unit>.parquet   result files a re-run found unreadable, set aside (and the
+                        trials file of their unit, so that it runs again)
+    results-checked.json   the result files a re-run found readable (size, time), so the next checks only new ones
     packs/<pack_id>.json    the members of each pack; packs/layout-<stage>.json: the units a stage launched
     report/             what `sparsity report` writes
     tune/               Ray Tune's experiment state and trial checkpoints (first stage)
@@ -89,6 +92,18 @@ def table_dir(sweep: str, table: str) -> str:
 
 def result_file(sweep: str, table: str, trial_id: str) -> str:
     return join(table_dir(sweep, table), f"{trial_id}.parquet")
+
+
+def damaged_file(sweep: str, table: str, unit: str) -> str:
+    """Where a re-run sets a unit's unreadable result file aside (outside results/: readers never see it)."""
+    if table not in TABLES:
+        raise ValueError(f"unknown results table {table!r}; tables: {', '.join(TABLES)}")
+    return join(sweep, "damaged", table, f"{unit}.parquet")
+
+
+def checked_file(sweep: str) -> str:
+    """What a re-run found readable among the result files (trainables/records/integrity.py)."""
+    return join(sweep, "results-checked.json")
 
 
 def report_dir(sweep: str) -> str:

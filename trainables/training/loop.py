@@ -131,6 +131,12 @@ def run_trial(
         session.report({"step": step, "status": status, "done": True}, None)
         return rows[0]
     last = [row for row in evals if row["step"] == step]
+    if state and resumed_from == end:  # resumed from the checkpoint it ended with: its rows again (a file was lost)
+        status = "completed" if step == task.total_steps else "stopped"
+        if _rank() == 0:
+            results.write_rows(trial, "evals", evals)
+        _write_final(trial, task, sparsifier, last, status, step, state["wall_time_s"])
+        session.report({**_metrics(last[0], True), "resumed_from_step": resumed_from, "steps_total": end}, state)
     return _trial_rows(trial, task, sparsifier, last, status, step, last[0]["wall_time_s"])[0]
 
 
