@@ -102,7 +102,59 @@ def connect(
         where = f"join the Ray cluster at {address}" if address else "start a local Ray"
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ClusterError(f"cannot {where}: {reason}") from None
+    except BaseException:  # e.g. SIGTERM (Ray's handler exits) while it starts: leave no half-started Ray behind
+        if not address:
+            stop_embedded()
+        raise
+    _EMBEDDED[:] = [] if address else _own_ray_processes()
     try:
         yield
     finally:
+        _EMBEDDED[:] = []
         ray.shutdown()
+
+
+_EMBEDDED: list = []  # the embedded Ray's own processes (GCS, raylet, dashboard, agents, monitors) while it runs
+
+
+def _own_ray_processes() -> list:
+    """The embedded Ray's processes under this one, its workers (which come and go) left out."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(proc.cmdline())
+            if "ray::IDLE" not in line and "default_worker.py" not in line:
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def embedded_lost() -> bool:
+    """Whether a process of the embedded Ray has ended: a signal sent to the whole process group reaches its
+    dashboard and agents too (GCS and raylet outlive SIGTERM, but stop answering some calls for a minute), so
+    a stopping sweep cannot stop gracefully and ends at once."""
+    import psutil
+
+    for proc in list(_EMBEDDED):
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+    return False
+
+
+def stop_embedded() -> None:
+    """Kill the processes the embedded Ray started under this one (when ending without ray.shutdown)."""
+    import psutil
+
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(proc.cmdline())
+            if proc.name() in ("gcs_server", "raylet") or line.startswith("ray::") or "/ray/" in line:
+                proc.kill()
+        except psutil.Error:
+            pass

@@ -34,7 +34,13 @@ def cmd_run(args) -> int:
                 args.storage = os.path.abspath(args.storage)
                 os.makedirs(args.storage, exist_ok=True)
             os.chdir(args.storage if not paths.is_uri(args.storage) else os.path.expanduser("~"))
-        outcome = runner.run(parsed, local, args.storage, address=args.address, num_cpus=args.num_cpus)
+        said = lambda outcome: _say_interrupted(outcome, args)
+        outcome = runner.run(parsed, local, args.storage, args.address, args.num_cpus, on_stuck=said)
+    if outcome.interrupted:
+        from sweep.interrupts import exit_code
+
+        _say_interrupted(outcome, args)
+        return exit_code(outcome.interrupted)
     print(
         f"{outcome.completed}/{outcome.trials} trials finished in {outcome.wall_time_s:.0f} s"
         + (f" ({outcome.skipped} of a later stage not run: see above)" if outcome.skipped else "")
@@ -44,6 +50,40 @@ def cmd_run(args) -> int:
     if args.report or args.command == "demo":
         _print_report(outcome.sweep_dir)
     return 0 if outcome.errored == 0 else 1
+
+
+def _say_interrupted(outcome, args) -> None:
+    """What an interrupted run says: how many trials really finished (as a re-run counts them), and how to go on."""
+    import signal
+
+    from trainables.records import paths
+
+    print(
+        f"sparsity: interrupted ({signal.Signals(outcome.interrupted).name}): {outcome.completed} of "
+        f"{outcome.trials} trials finished, results in {paths.redact(paths.results_dir(outcome.sweep_dir))}; "
+        f"resume with: {_again(args)}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _again(args) -> str:
+    """The command that resumes this run (`sparsity run SPEC --storage ...`, `resume SWEEP_DIR` or `demo`)."""
+    import shlex
+
+    from trainables.records import paths
+
+    if args.command == "resume":
+        words = ["resume", args.sweep_dir]
+    elif args.command == "demo":
+        words = ["demo", "--storage", args.storage]
+    else:
+        words = ["run", args.spec, "--storage", args.storage]
+    if args.address:
+        words += ["--address", args.address]
+    if args.num_cpus:
+        words += ["--num-cpus", str(args.num_cpus)]
+    return " ".join(["sparsity", *(shlex.quote(paths.redact(w)) for w in words)])
 
 
 @contextlib.contextmanager
@@ -302,6 +342,12 @@ def _debug_checkpoints(folder: str) -> str:
 
 
 def cmd_report(args) -> int:
+    from trainables.records import paths, storage
+
+    if args.out:  # before anything is read: one line, not a traceback once the report is drawn
+        storage.check_root(args.out, "--out")
+    elif paths.is_uri(args.sweep_dir) or os.path.isdir(args.sweep_dir):  # (no such sweep: said by the report)
+        storage.check_root(paths.report_dir(args.sweep_dir), "report folder")
     _print_report(args.sweep_dir, args.heatmap_sparsity, args.reference, args.metric, args.out)
     return 0
 
@@ -317,10 +363,21 @@ def _print_report(
     from trainables.records import paths
 
     report = write_report(sweep_dir, heatmap_level, reference, metric, out)
+    if report.damaged:
+        print(
+            f"sparsity: warning: {_count(len(report.damaged), 'damaged results file')} left out of the report "
+            f"({', '.join(report.damaged)}); `sparsity resume {paths.redact(sweep_dir)}` moves them aside and runs "
+            "their trials again",
+            file=sys.stderr,
+        )
     print()
     print(report.markdown)
     print()
     print(f"report: {paths.redact(paths.join(report.folder, 'README.md'))}")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _print_options(rows) -> None:
@@ -352,6 +409,17 @@ def cmd_tasks(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """--num-cpus: a whole number above 0 (an embedded Ray with no CPUs would wait forever)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of CPUs above 0")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparsity", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -369,7 +437,7 @@ def parser() -> argparse.ArgumentParser:
             "--address",
             help="join a running Ray cluster (e.g. auto or HOST:6379) instead of starting an embedded local one",
         )
-        sp.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
+        sp.add_argument("--num-cpus", type=_positive_int, help="CPUs of the embedded local Ray (default: all)")
         return sp
 
     run = with_ray(with_storage(sub.add_parser("run", help="run a sweep from a YAML spec, or resume it")))

@@ -11,15 +11,17 @@ import hashlib
 import json
 import math
 import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cluster  # noqa: F401  (sets Tune's environment before ray.tune is imported)
-from sweep import plan
+from sweep import interrupts, plan
 from sweep.packing import unit_name, unit_size
 from sweep.spec import Spec, SpecError
-from trainables.records import paths
+from trainables.records import integrity, paths
 from trainables.records import storage as store  # `storage` is run()'s argument
 from trainables.trial import Trial
 
@@ -32,6 +34,8 @@ class Outcome:
     errored: int
     wall_time_s: float
     skipped: int = 0  # dependent-stage trials whose parent did not complete
+    interrupted: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM); `completed` is then
+    # counted from the results, as a re-run counts them
 
 
 def plan_hash(trials: list[Trial]) -> str:
@@ -117,15 +121,25 @@ def _trial_name(trial) -> str:
     return unit_name(trial.config)
 
 
-def _units(spec: Spec, sweep_dir: str, stage: str, runnable: list[Trial], exists: bool, restorable: bool, label: str):
+def _units(
+    spec: Spec,
+    sweep_dir: str,
+    stage: str,
+    runnable: list[Trial],
+    done: Callable[[], set[str]] | None,
+    restorable: bool,
+    label: str,
+):
     """The Tune trials of a stage, and whether its last Tune experiment can be restored as it is: the same
-    trials, grouped as before. Otherwise the trials whose rows say they finished are left out (whatever units
-    they ran in), the others are grouped afresh, and rows they left in other units' files are dropped."""
+    trials, grouped as before. Otherwise the trials whose rows say they finished (`done()`, None for a new sweep)
+    are left out (whatever units they ran in), the others are grouped afresh, and rows they left in other units'
+    files are dropped."""
     import ray
 
     from sweep import packing
     from trainables.packing.pack import member_config
 
+    exists = done is not None
     res = spec.resources
     slots = packing.auto_slots(ray.cluster_resources().get("CPU", 1), trial_cpus(spec))
     key = packing.layout_key(runnable, res.pack, slots)
@@ -134,16 +148,25 @@ def _units(spec: Spec, sweep_dir: str, stage: str, runnable: list[Trial], exists
         return None, True, 0
     if restorable and before is None and res.pack == 1 and _launched(sweep_dir, stage, runnable):
         return None, True, 0  # a sweep recorded before packing existed: one trial per Tune trial, as now
-    done = packing.finished_ids(sweep_dir) if exists else set()
-    todo = [t for t in runnable if t.trial_id not in done]
+    finished = done() if exists else set()
+    todo = [t for t in runnable if t.trial_id not in finished]
     lay = packing.layout(todo, res.pack, slots, bool(spec.stages))
     for why, n in lay.refusals.items():
         print(f"{label}: {n} trials run unpacked: {why}")
-    if exists:
+    if exists and not _same_units(before, lay):
         packing.drop_stale_rows(sweep_dir, lay)
     packing.record(sweep_dir, stage, key, lay, res.pack)
     units = [{"pack": member_config(p)} for p in lay.packs] + [{"trial": t.to_dict()} for t in lay.singles]
     return units, False, len(runnable) - len(todo)
+
+
+def _same_units(before: dict | None, lay) -> bool:
+    """Whether each unit of `lay` ran before with the same members: its trials' rows are then in its own file only
+    (which it rewrites whole), and no other file needs reading (a re-run of a few trials whose files were lost)."""
+    if before is None:
+        return False
+    units = before["units"]
+    return all(units.get(unit) == members for unit, members in lay.unit_members().items())
 
 
 def run(
@@ -153,32 +176,78 @@ def run(
     address: str | None = None,
     num_cpus: int | None = None,
     progress: bool = True,
+    on_stuck: Callable[[Outcome], None] | None = None,
 ) -> Outcome:
     """Run (or resume) a sweep to the end. Validation errors raise SpecError, an unusable `storage` (a folder,
-    or a URI such as s3://bucket/prefix) StorageError, before Ray starts."""
+    or a URI such as s3://bucket/prefix) StorageError, before Ray starts. SIGINT or SIGTERM stops the run at
+    any moment (sweep/interrupts.py): the Outcome then names the signal and counts the finished trials from
+    the results. A stop that cannot end gracefully (Ray's processes got the signal too, or it takes too long)
+    calls `on_stuck` with that Outcome and ends the process. Result files a re-run finds unreadable are moved
+    aside and their trials run again."""
+    started = time.perf_counter()
     sweep_dir = paths.sweep_dir(storage, spec.name)
-    trials = plan.expand(spec, sweep_dir, spec_path)
-    if address is None:
-        check_fits_locally(spec, spec_path, num_cpus)
-    store.check_root(storage)
-    exists = check_existing(sweep_dir, trials, spec_path)
+    trials: list[Trial] = []
 
+    def interrupted(signum: int) -> Outcome:
+        known = store.exists(paths.manifest_file(sweep_dir))  # (a sweep not begun gets no file from counting)
+        done = integrity.scan(sweep_dir, ("trials",), remember=known).finished_ids() & {t.trial_id for t in trials}
+        return Outcome(sweep_dir, len(trials), len(done), 0, time.perf_counter() - started, interrupted=signum)
+
+    from cluster.local import embedded_lost
+
+    last_words = (lambda signum: on_stuck(interrupted(signum))) if on_stuck else None
+    with interrupts.Guard(last_words, embedded_lost) as guard:
+        trials = plan.expand(spec, sweep_dir, spec_path)
+        if address is None:
+            check_fits_locally(spec, spec_path, num_cpus)
+        store.check_root(storage)
+        exists = check_existing(sweep_dir, trials, spec_path)
+        found, damaged = None, False
+        if exists:  # the results a re-run trusts: the files that say which trials finished, and the others
+            found, lines = integrity.set_aside(sweep_dir, integrity.scan(sweep_dir, remember=True))
+            for line in lines:
+                print(f"sweep {spec.name!r}: {line}", flush=True)
+            damaged = bool(lines)
+        try:
+            errored, skipped = _stages(
+                spec, spec_path, sweep_dir, trials, found, damaged, guard, address, num_cpus, progress
+            )
+        except interrupts.Interrupted:
+            pass
+        except SystemExit as e:  # Ray's own SIGTERM handler, in place while ray.init runs
+            if e.code != signal.SIGTERM:
+                raise
+            guard.signum = signal.SIGTERM
+        if guard.signum is None:
+            finished = len(trials) - errored - skipped
+            return Outcome(sweep_dir, len(trials), finished, errored, time.perf_counter() - started, skipped)
+    return interrupted(guard.signum)
+
+
+def _stages(spec, spec_path, sweep_dir, trials, found, damaged, guard, address, num_cpus, progress):
+    """Each stage's Tune experiment in turn, on the embedded or joined Ray: (trials errored, trials skipped)."""
     from ray import tune
 
     from cluster import connect
     from sweep.callbacks import Progress, RecordFailures
     from trainables.training.tune_adapter import trainable
 
+    exists = found is not None
     res = spec.resources
-    started = time.perf_counter()
     errored, skipped = 0, 0
+    guard.check()
+    guard.starting = True
     with connect(address, num_cpus=num_cpus, dashboard=res.workers > 1):
+        guard.take()  # ray.init replaced the SIGTERM handler
+        guard.starting = False
+        guard.check()
         write_manifest(sweep_dir, trials, spec_path)
         # a multi-worker trial's own process only drives its Ray Train workers, which reserve their own resources
         driver = {"cpu": 1} if res.workers > 1 else {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
         fn = tune.with_resources(trainable, driver)
         by_stage = plan.stage_of(trials)
         for stage, members in by_stage.items():
+            guard.check()
             label = f"sweep {spec.name!r}" + ("" if len(by_stage) == 1 else f", stage {stage!r}")
             runnable, orphans, unchosen = members, 0, 0
             if stage != "main":
@@ -191,8 +260,12 @@ def run(
             if not runnable:
                 continue
             tune_dir = paths.tune_dir(sweep_dir, stage)
-            restorable = exists and tune.Tuner.can_restore(tune_dir)
-            units, restore, already = _units(spec, sweep_dir, stage, runnable, exists, restorable, label)
+            # with a damaged file set aside, its trials must run again: Tune's state says they ended
+            restorable = exists and not damaged and tune.Tuner.can_restore(tune_dir)
+            done = None  # (read only if the stage runs afresh)
+            if exists:
+                done = found.finished_ids if stage == "main" else lambda: _finished(sweep_dir)
+            units, restore, already = _units(spec, sweep_dir, stage, runnable, done, restorable, label)
             reporter = Progress(len(runnable), enabled=progress, already=already)
             if restore:
                 # the restored experiment keeps its own callbacks (pickled with it), progress included
@@ -225,11 +298,18 @@ def run(
             earlier = f" ({already} already finished)" if already else ""
             as_units = "" if restore else f"{earlier} as {len(units)} Tune trials"
             reporter.say(f"{label}: {len(runnable)} trials{as_units} -> {paths.redact(sweep_dir)}")
-            errored += sum(unit_size(r.config) for r in tuner.fit() if r.error is not None)
+            with guard.tune():
+                grid = tuner.fit()
             if not restore:  # a restored experiment counts with its own (restored) reporter
                 reporter.close()
-    finished = len(trials) - errored - skipped
-    return Outcome(sweep_dir, len(trials), finished, errored, time.perf_counter() - started, skipped)
+            guard.check()  # an interrupted fit returns as if it had ended
+            errored += sum(unit_size(r.config) for r in grid if r.error is not None)
+    return errored, skipped
+
+
+def _finished(sweep_dir: str) -> set[str]:
+    """Trials whose rows say they finished, read when a dependent stage starts (its parents' stage just ran)."""
+    return integrity.scan(sweep_dir, ("trials",), remember=True).finished_ids()
 
 
 def _runnable(children: list[Trial], trials: list[Trial], parents: str) -> tuple[list[Trial], int, int]:

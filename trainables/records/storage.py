@@ -180,12 +180,13 @@ def delete_file(path: str) -> None:
         raise StorageError(f"{paths.redact(path)}: {reason(e, path)}") from None
 
 
-def check_root(storage: str) -> None:
-    """Fail now, with one line, if sweeps cannot be kept under `storage`: before Ray starts and the trials
-    each fail with a traceback. Local folders are created on demand, so only URIs are checked: the bucket must
-    exist, and the credentials at hand must list it and write to it (anonymous requests may list a bucket but not
-    write: missing credentials show only here)."""
+def check_root(storage: str, what: str = "storage") -> None:
+    """Fail now, with one line, if sweeps cannot be kept under `storage` (or a report written to it: `what`):
+    before Ray starts and the trials each fail with a traceback. A local folder is created if missing, a probe
+    file written and removed in it, and the folders created for it removed again. For a URI the bucket must exist, and the credentials at hand must list it and
+    write to it (anonymous requests may list a bucket but not write: missing credentials show only here)."""
     if not paths.is_uri(storage):
+        _check_local(storage, what)
         return
     fs, root = resolve(storage)
     bucket = root.split("/", 1)[0]
@@ -193,12 +194,41 @@ def check_root(storage: str) -> None:
         if fs.type_name in ("s3", "gcs") and fs.get_file_info(bucket).type == pafs.FileType.NotFound:
             where = f" at {endpoint(storage)}" if fs.type_name == "s3" else ""
             raise StorageError(
-                f"storage {paths.redact(storage)}: bucket {bucket!r} does not exist{where}; create it first"
+                f"{what} {paths.redact(storage)}: bucket {bucket!r} does not exist{where}; create it first"
             )
         fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
         _probe_write(fs, root)
     except FAILURES as e:
-        raise StorageError(f"storage {paths.redact(storage)}: {reason(e, storage)}") from None
+        raise StorageError(f"{what} {paths.redact(storage)}: {reason(e, storage)}") from None
+
+
+def _check_local(folder: str, what: str) -> None:
+    path = os.path.abspath(os.path.expanduser(folder))
+    blocker = path
+    while not os.path.exists(blocker) and os.path.dirname(blocker) != blocker:
+        blocker = os.path.dirname(blocker)  # the deepest part of the path that exists
+    if not os.path.isdir(blocker):
+        where = "is a file" if blocker == path else f"cannot be created: {blocker} is a file"
+        raise StorageError(f"{what} {folder}: {where}, not a folder")
+    made = []  # the folders created here, removed again: a check leaves nothing behind
+    missing = path
+    while missing != blocker:
+        made.append(missing)
+        missing = os.path.dirname(missing)
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".sparsity-write-check-{uuid.uuid4().hex}")
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise StorageError(f"{what} {folder}: cannot write there ({e.strerror or e})") from None
+    finally:
+        for created in made:
+            try:
+                os.rmdir(created)
+            except OSError:
+                break
 
 
 def _probe_write(fs: pafs.FileSystem, root: str) -> None:
