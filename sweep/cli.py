@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from importlib import resources
@@ -409,15 +410,38 @@ def cmd_tasks(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """--num-cpus: a whole number above 0 (an embedded Ray with no CPUs would wait forever)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of CPUs above 0")
-    return value
+def _whole(minimum: int, what: str):
+    """An argparse type: a whole number >= minimum (e.g. --num-cpus: an embedded Ray with no CPUs waits forever)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            least = "above 0" if minimum == 1 else f"of at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {what} {least}")
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float, what: str):
+    """An argparse type: a finite number in [low, high)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not low <= value < high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} in [{low:g}, {high:g})")
+        return value
+
+    return parse
+
+
+_positive_int = _whole(1, "CPUs")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -462,7 +486,9 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--install-deps", action="store_true", help="have Ray pip-install the project's dependencies for the job"
     )
-    submit.add_argument("--wait", type=float, metavar="S", help="wait up to S seconds for the job to end")
+    submit.add_argument(
+        "--wait", type=_number(0, 1e9, "seconds"), metavar="S", help="wait up to S seconds for the job to end"
+    )
     submit.set_defaults(func=cmd_submit)
 
     status = with_storage(sub.add_parser("status", help="progress of a sweep (and its jobs, with --address)"))
@@ -503,7 +529,7 @@ def parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--heatmap-sparsity",
-        type=float,
+        type=_number(0, 1, "a sparsity"),
         metavar="S",
         help="level of the per-layer sparsity heatmap (default: highest level all methods reached)",
     )
@@ -527,9 +553,13 @@ def parser() -> argparse.ArgumentParser:
         )
     )
     debug.add_argument("spec", help="path to the sweep spec (YAML)")
-    debug.add_argument("--trial", type=int, default=0, help="index of the trial in `sparsity plan SPEC` (default 0)")
-    debug.add_argument("--steps", type=int, help="stop after this many steps (default: the whole recipe)")
-    debug.add_argument("--log-every", type=int, default=1, help="print every N-th step (default 1)")
+    debug.add_argument(
+        "--trial", type=_whole(0, "trials"), default=0, help="index of the trial in `sparsity plan SPEC` (default 0)"
+    )
+    debug.add_argument(
+        "--steps", type=_whole(1, "steps"), help="stop after this many steps (default: the whole recipe)"
+    )
+    debug.add_argument("--log-every", type=_whole(1, "steps"), default=1, help="print every N-th step (default 1)")
     debug.add_argument(
         "--fresh", action="store_true", help="start over: drop the checkpoint and rows of an earlier debug run"
     )

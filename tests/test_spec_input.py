@@ -229,3 +229,25 @@ def test_every_option_has_a_type_and_every_number_a_range(where, cls):
 
 def _raise(key, problem):
     raise AssertionError(f"{key}: {problem}")
+
+
+@pytest.mark.parametrize(
+    "args,problem",
+    [
+        (["debug", "SPEC", "--log-every", "0"], "argument --log-every: '0' is not a whole number of steps above 0"),
+        (["debug", "SPEC", "--steps", "-1"], "argument --steps: '-1' is not a whole number of steps above 0"),
+        (["debug", "SPEC", "--trial", "x"], "argument --trial: 'x' is not a whole number of trials of at least 0"),
+        (
+            ["report", "x", "--heatmap-sparsity", "nan"],
+            "argument --heatmap-sparsity: 'nan' is not a sparsity in [0, 1)",
+        ),
+        (["submit", "SPEC", "--address", "a", "--wait", "-1"], "argument --wait: '-1' is not seconds in [0, 1e+09)"),
+    ],
+)
+def test_command_line_numbers_are_checked_by_the_parser(args, problem, capsys):
+    from sweep.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([a.replace("SPEC", os.path.join(SPECS, "tiny.yaml")) for a in args])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"sparsity {args[0]}: error: {problem}"
