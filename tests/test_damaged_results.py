@@ -166,3 +166,30 @@ def test_a_report_with_no_readable_trials_rows_is_one_line(sweep, capsys):
     assert main(["report", str(sweep_dir)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "damaged results file" in err[0] and "and 1 more, and no readable trials rows" in err[0]
+
+
+def test_a_trial_or_pack_resumed_from_the_checkpoint_it_ended_with_writes_its_files_again(sweep, tmp_path):
+    """What the re-run of a trial whose files were set aside does (here without Ray): it restores its final
+    checkpoint, trains no step, and writes every file again with the very rows it had, wall times included."""
+    from trainables.packing.loop import run_pack
+    from trainables.packing.pack import Pack, pack_id
+
+    _, _, sweep_dir, trials = sweep
+    members = [dataclasses.replace(t, sweep_dir=str(tmp_path / "packed")) for t in trials if t.method == "magnitude"]
+    members += [dataclasses.replace(members[0], trial_id=members[0].trial_id + "-b", seed=1)]
+    pack = Pack(pack_id(members), tuple(members))
+    run_pack(pack, LocalSession(str(tmp_path / "pack-state")))
+    units = [(str(sweep_dir), trials[0].trial_id, paths.tune_dir(str(sweep_dir)) + f"/{trials[0].trial_id}")]
+    units += [(str(tmp_path / "packed"), pack.pack_id, str(tmp_path / "pack-state"))]
+    for folder, unit, _ in units:
+        for table in ("trials", "evals", "layers"):
+            path = paths.result_file(folder, table, unit)
+            os.rename(path, path + ".before")
+    steps = []
+    run_trial(trials[0], LocalSession(units[0][2] + "/checkpoint_000001"), on_step=lambda *a: steps.append(a))
+    run_pack(pack, LocalSession(units[1][2]), on_step=lambda *a: steps.append(a))
+    assert steps == []  # nothing trained again
+    for folder, unit, _ in units:
+        for table in ("trials", "evals", "layers"):
+            path = paths.result_file(folder, table, unit)
+            assert pq.read_table(path).equals(pq.read_table(path + ".before")), (unit, table)
