@@ -200,14 +200,14 @@ def test_a_diverged_trial_is_not_retried_and_the_sweep_goes_on(tmp_path, write_s
     (retries are allowed here), and the other trial completes."""
     path = write_spec("tiny.yaml", methods={"magnitude": {"begin_step": 100, "end_step": 600, "frequency": 50}})
     data = yaml.safe_load(open(path))
-    data["task_options"]["lr"] = [0.1, 1.0e30]
+    data["task_options"]["lr"] = [0.1, 1000.0]
     data["failure"] = {"max_failures": 3}
     path = write_spec(data, name="diverging.yaml")
     result = sparsity_cli("run", path, "--storage", str(tmp_path), "--num-cpus", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "retrying" not in result.stdout and "DIVERGED" in result.stdout, result.stdout
     trials = read(tmp_path / "tiny", "trials").set_index("lr")
-    assert trials.loc[1.0e30, "status"] == "diverged" and trials.loc[1.0e30, "steps"] < 780
+    assert trials.loc[1000.0, "status"] == "diverged" and trials.loc[1000.0, "steps"] < 780
     assert trials.loc[0.1, "status"] == "completed"
     runs = [
         line
