@@ -33,6 +33,7 @@ from methods.registry import Declaration, declared, get, names, register
 
 __all__ = [
     "Declaration",
+    "InitContext",
     "MethodConfig",
     "Sparsifier",
     "declared",
@@ -47,7 +48,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # the torch parts, imported only when asked for (PEP 562)
-    if name in ("Sparsifier", "prunable_parameters"):
+    if name in ("Sparsifier", "prunable_parameters", "InitContext"):
         from methods import base
 
         return getattr(base, name)

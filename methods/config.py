@@ -27,7 +27,11 @@ class MethodConfig:
     """Base of every method's hyper-parameters. Fields carry `metadata={"help": ...}`."""
 
     def check_steps(self, total_steps: int) -> None:
-        """Raise ValueError if these options cannot run in a training of `total_steps` steps."""
+        """Raise ValueError if these options cannot run in a training of `total_steps` steps (one round's)."""
+
+    def training_rounds(self) -> int:
+        """How many times the task's training runs, restarted in between (IMP with rewinding); 1 for most."""
+        return 1
 
 
 # -- no pruning --------------------------------------------------------------------------------------------------

@@ -34,8 +34,9 @@ def canonical(config: Any) -> dict[str, Any]:
     return out
 
 
-def config_hash(task: str, options: Any, method: str, method_config: Any, target: float) -> str:
-    parts = [f"task={task}", f"method={method}", f"target_sparsity={target!r}"]
+def config_hash(task: str, options: Any, method: str, method_config: Any, target: float, nnz: int | None = None) -> str:
+    """`nnz` (a spec's `nnz` target) stands in for the target sparsity it implies."""
+    parts = [f"task={task}", f"method={method}", f"target_sparsity={target!r}" if nnz is None else f"target_nnz={nnz}"]
     parts += [f"task.{k}={_stable(v)}" for k, v in sorted(canonical(options).items())]
     parts += [f"method.{k}={_stable(v)}" for k, v in sorted(canonical(method_config).items())]
     return hashlib.md5(",".join(parts).encode()).hexdigest()
@@ -47,8 +48,33 @@ def _stable(value: Any) -> str:
     return repr(value)
 
 
-def trial_id(method: str, target: float | None, digest: str, seed: int) -> str:
-    return f"{method}-{'learned' if target is None else f'{target:g}'}-{digest[:10]}-s{seed}"
+def trial_id(method: str, target: float | None, digest: str, seed: int, nnz: int | None = None) -> str:
+    aim = f"nnz{nnz}" if nnz is not None else "learned" if target is None else f"{target:g}"
+    return f"{method}-{aim}-{digest[:10]}-s{seed}"
+
+
+def targets(spec: Spec, task_cls, options: Any, source: str) -> tuple[list[tuple[float, int | None]], int]:
+    """(target sparsity, target nnz or None) per target of the spec for one task configuration, and how many
+    `nnz` targets were skipped as at or above the configuration's weights (`nnz_beyond_model: skip`)."""
+    if not spec.nnz:
+        return [(s, None) for s in spec.sparsity], 0
+    total = task_cls.prunable_weights_for(options)
+    out, skipped = [], 0
+    for nnz in spec.nnz:
+        if nnz >= total:
+            if spec.nnz_beyond_model == "skip":
+                skipped += 1
+                continue
+            raise SpecError(
+                f"{source}: nnz: {nnz} is not below the model's {total} weights ({_describe(options)}); "
+                "lower it, or set nnz_beyond_model: skip"
+            )
+        out.append((1.0 - nnz / total, nnz))
+    return out, skipped
+
+
+def _describe(options: Any) -> str:
+    return ", ".join(f"{k}={v}" for k, v in canonical(options).items()) or "default options"
 
 
 def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
@@ -137,6 +163,7 @@ def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
     for task_values in grid(spec.task_options, task_cls.Options):
         options = _construct(task_cls.Options, task_values, "task_options", source)
         total = task_cls.total_steps_for(options)
+        aimed, _ = targets(spec, task_cls, options, source)
         options_dict = dataclasses.asdict(options)  # once per grid point: shared (read-only) by its trials
         for name, method_values in spec.methods.items():
             method = methods.declared(name)
@@ -148,20 +175,22 @@ def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
                 except ValueError as e:
                     raise SpecError(f"{source}: methods.{name}: {e}") from None
                 config_dict = dataclasses.asdict(config)
-                for target in spec.sparsity if method.targets_sparsity else [None if method.learns_sparsity else 0.0]:
-                    digest = config_hash(spec.task, options, name, config, target)
+                aims = aimed if method.targets_sparsity else [(None if method.learns_sparsity else 0.0, None)]
+                for target, nnz in aims:
+                    digest = config_hash(spec.task, options, name, config, target, nnz)
                     for seed in spec.seeds:
                         trials.append(
                             Trial(
                                 sweep=spec.name,
                                 sweep_dir=sweep_dir,
-                                trial_id=trial_id(name, target, digest, seed),
+                                trial_id=trial_id(name, target, digest, seed, nnz),
                                 config_hash=digest,
                                 task=spec.task,
                                 task_options=options_dict,
                                 method=name,
                                 method_config=config_dict,
                                 target_sparsity=target,
+                                target_nnz=nnz,
                                 seed=seed,
                                 hp_columns=hp_columns,
                                 threads=threads,

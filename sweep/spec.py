@@ -90,6 +90,16 @@ class Spec:
     task: str = option(help="trainable task, e.g. cubist_spiral")
     methods: dict = option(help="method name -> its options (lists are grids), or a list of such grids (their union)")
     sparsity: list[float] = option([], "target sparsities in [0, 1), for methods that aim at one", "[0, 1)")
+    nnz: list[int] = option(
+        [],
+        "instead of sparsity: numbers of prunable weights to keep (the Sparsest-Models study's targets)",
+        "[1, 1e12]",
+    )
+    nnz_beyond_model: Literal["error", "skip"] = option(
+        "error",
+        "an nnz at or above a configuration's weight count: an error, or skip that (configuration, nnz) "
+        "(the study's overparameterisation grid keeps only the targets below each width's weights)",
+    )
     # at most 2**32 - 1: every seed the tasks derive from a trial's seed (seed * 1,000,003 + epoch) fits 64 bits
     seeds: list[int] = option([0], "one trial per seed for every configuration", "[0, 4294967295]")
     task_options: dict = option({}, help="the task's options (lists are grids)")
@@ -228,7 +238,7 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
         else:
             parsed_methods[name] = build_fields(method.Config, options or {}, key, fail, True)
         grids = parsed_methods[name] if isinstance(options, list) else [parsed_methods[name]]
-        targets = max(len(fields["sparsity"]), 1) if method.targets_sparsity else 1
+        targets = max(len(fields["sparsity"]) + len(fields["nnz"]), 1) if method.targets_sparsity else 1
         runs += targets * sum(grid_size(g, method.Config) for g in grids)
         if configurations * runs * max(len(fields["seeds"]), 1) > MAX_TRIALS:
             fail(key, f"the spec gives more than {MAX_TRIALS:,} trials; split it into several sweeps")
@@ -236,10 +246,17 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
             _construct_all(method.Config, grid_values, f"{key}[{i}]" if isinstance(options, list) else key, fail)
     fields["methods"] = parsed_methods
 
-    if any(get_method(m).targets_sparsity for m in parsed_methods) and not fields["sparsity"]:
+    if fields["sparsity"] and fields["nnz"]:
+        fail("nnz", "give the targets as sparsity or as nnz, not both")
+    if (
+        fields["nnz"]
+        and task_cls.prunable_weights_for(_construct_first(task_cls.Options, fields["task_options"])) is None
+    ):
+        fail("nnz", f"task {task_cls.name} cannot count its weights before it is built; give targets as sparsity")
+    if any(get_method(m).targets_sparsity for m in parsed_methods) and not (fields["sparsity"] or fields["nnz"]):
         fail(
             "sparsity",
-            "a list of target sparsities in [0, 1) is required for "
+            "a list of target sparsities in [0, 1) (or `nnz`: numbers of weights to keep) is required for "
             + ", ".join(m for m in parsed_methods if get_method(m).targets_sparsity),
         )
     fields["sparsity"] = [float(s) for s in fields["sparsity"]]
@@ -317,6 +334,12 @@ def _stages(given: Any, first_methods: list[str], fail) -> dict[str, Stage]:
             )
         stages[name] = stage
     return stages
+
+
+def _construct_first(cls: type, values: dict[str, Any]) -> Any:
+    """The first configuration of a grid (validated already)."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: v[0] if isinstance(v, list) and v and not takes_list(hints[k]) else v for k, v in values.items()})
 
 
 def takes_list(tp: Any) -> bool:

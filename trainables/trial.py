@@ -33,6 +33,8 @@ class Trial:
     worker_max_failures: int = 0  # multi-worker trials: Ray Train's own restarts of the worker group (-1: always)
     # a dependent stage's trial: how it starts from its parent (trainables/reinit.py); empty in the first stage
     init: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # the spec's `nnz`: weights to keep; target_sparsity is then 1 - target_nnz / the model's prunable weights
+    target_nnz: int | None = None
     keep_steps: tuple[int, ...] = ()  # steps after which the weights are kept for a later stage (late rewinding)
 
     def to_dict(self) -> dict[str, Any]:

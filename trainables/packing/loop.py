@@ -18,6 +18,7 @@ import methods
 from trainables import tasks
 from trainables.packing.pack import Pack
 from trainables.records import results
+from trainables.training import structure
 from trainables.training.session import Session
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -37,8 +38,9 @@ def keep_heap() -> None:
         pass
 
 
-def build(pack: Pack, device: torch.device):
-    """The pack's stacked task, model, sparsifier and optimizer, as at step 0."""
+def build(pack: Pack, device: torch.device, fresh: bool = True):
+    """The pack's stacked task, model, sparsifier and optimizer, as at step 0 (after the method's pruning at
+    initialisation, unless `fresh` is False: a checkpoint then sets weights and masks)."""
     members = pack.members
     task_cls = tasks.get(members[0].task)
     task = task_cls.packed([(task_cls.Options(**t.task_options), t.seed) for t in members], device)
@@ -46,8 +48,21 @@ def build(pack: Pack, device: torch.device):
     method = methods.get(members[0].method)
     sparsifier = method.for_members([(method.Config(**t.method_config), t.target_sparsity, t.seed) for t in members])
     sparsifier.prepare(model)
-    sparsifier.apply_masks()
+    if fresh:
+        sparsifier.prune_at_init(model, init_context(task))
     return task, model, sparsifier, task.build_optimizer(model)
+
+
+def init_context(task) -> methods.InitContext:
+    """What pruning at initialisation may use of a pack: every member's batches, losses and step-1 recipe."""
+    return methods.InitContext(
+        batch=task.batch,
+        loss=task.loss,
+        lr=task.learning_rate_values(1),
+        momentum=[m.options.momentum for m in task.members],
+        weight_decay=[m.options.weight_decay for m in task.members],
+        stored_init=task.stored_init,
+    )
 
 
 def run_pack(
@@ -64,40 +79,56 @@ def run_pack(
         if len(state["ended"]) == len(members):
             session.report({**_counts(pack, state["ended"]), "done": True, "already_finished": True}, None)
             return _primary(pack, state["ended"])
-    task, model, sparsifier, optimizer = build(pack, device or torch.device("cpu"))
+    task, model, sparsifier, optimizer = build(pack, device or torch.device("cpu"), fresh="model" not in state)
+    rounds, round_steps = sparsifier.rounds, task.total_steps  # IMP with rewinding trains in rounds
+    initial = {k: v.clone() for k, v in model.state_dict().items()} if rounds > 1 else {}
+    sparsifier.apply_masks()
     if "model" in state:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         sparsifier.load_state_dict(state["sparsifier"])
         torch.set_rng_state(state["rng"])
+        initial = state.get("initial", initial)
     step, evals, ended = state.get("step", 0), state["evals"], state["ended"]
     active = torch.tensor([t.trial_id not in ended for t in members], device=model[0].weight.device)
     elapsed, started = state.get("wall_time_s", 0.0), time.perf_counter()
-    end = task.total_steps if max_steps is None else min(task.total_steps, max_steps)
+    total = round_steps * rounds
+    end = total if max_steps is None else min(total, max_steps)
     ended_before = "model" in state and step == end  # restored from the checkpoint it ended with
     losses = torch.zeros(len(members))
     while step < end and bool(active.any()):
         step += 1
-        lrs = task.learning_rates(step)
+        lrs = task.learning_rates((step - 1) % round_steps + 1)  # each round's schedule starts anew
         losses = task.loss(model, task.batch(step)) + sparsifier.penalty(step)
         finite = torch.isfinite(losses.detach())
         if not bool(finite[active].all()):  # these members end here, before this step's update, as alone
-            wall, kept = elapsed + time.perf_counter() - started, _nonzero(sparsifier)
+            wall, kept = elapsed + time.perf_counter() - started, _nonzero(sparsifier, model)
             for k in (active & ~finite).nonzero().flatten().tolist():
                 ended[members[k].trial_id] = _final(members[k], kept, k, None, "diverged", step, wall)
             active &= finite
         everyone = bool(active.all())
         (losses.sum() if everyone else torch.where(active, losses, 0.0).sum()).backward()
-        optimizer.step(lrs, None if everyone else active)
+        take = sparsifier.before_update(step)
+        if take is True:
+            optimizer.step(lrs, None if everyone else active)
+        elif take is False or not bool(take.any()):
+            optimizer.skip()
+        else:
+            optimizer.step(lrs, active & take)
         sparsifier.after_step(step)
+        if step % round_steps == 0 and step < total:
+            sparsifier.end_round(step // round_steps, step)
+            _rewind(model, initial, active)
+            sparsifier.apply_masks()
+            optimizer.reset()
         if on_step:
             on_step(step, losses.detach(), lrs, sparsifier)
         if step % task.eval_every == 0 or step == end:
-            wall, kept = elapsed + time.perf_counter() - started, _nonzero(sparsifier)
+            wall, kept = elapsed + time.perf_counter() - started, _nonzero(sparsifier, model)
             latest = _eval_rows(pack, task, model, kept, active, step, losses.detach(), wall)
             evals += [row for _, row in latest]
             if step == end:
-                status = "completed" if step == task.total_steps else "stopped"
+                status = "completed" if step == total else "stopped"
                 for k, row in latest:
                     ended[members[k].trial_id] = _final(members[k], kept, k, row, status, step, wall)
             _write(pack, evals, ended)
@@ -110,6 +141,7 @@ def run_pack(
                 "evals": evals,
                 "ended": ended,
                 "wall_time_s": wall,
+                **({"initial": initial} if rounds > 1 else {}),
             }
             session.report({**_counts(pack, ended), "step": step, "steps_total": end, "done": step == end}, state)
     if not bool(active.any()) and step < end:  # every member diverged: nothing left to train
@@ -119,6 +151,14 @@ def run_pack(
         _write(pack, evals, ended)
         session.report({**_counts(pack, ended), "step": step, "steps_total": end, "done": True}, state)
     return _primary(pack, ended)
+
+
+@torch.no_grad()
+def _rewind(model: torch.nn.Module, initial: dict[str, torch.Tensor], active: torch.Tensor) -> None:
+    """The members still training back to their step-0 weights (a new round); the ended ones stay as they are."""
+    for name, value in model.state_dict().items():
+        keep = active.view(-1, *([1] * (value.dim() - 1)))
+        value.copy_(torch.where(keep, initial[name], value))
 
 
 def _carried(pack: Pack) -> dict[str, Any]:
@@ -141,20 +181,26 @@ def _tagged(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "_trial": row["trial_id"]}
 
 
-def _nonzero(sparsifier) -> dict[str, tuple[torch.Size, list[int]]]:
-    """Every prunable tensor's one-member shape and kept weights per member: one reduction per tensor."""
-    return {
+def _nonzero(sparsifier, model) -> dict[str, Any]:
+    """Every prunable tensor's one-member shape and kept weights per member (one reduction per tensor), and the
+    members' nonzero counts and connectivity when the model is a chain of linear layers (training/structure.py)."""
+    kept = {
         name: (sparsifier.member_shape(mask), sparsifier.member_rows(mask).sum(dim=1).tolist())
         for name, mask in sparsifier.masks().items()
     }
+    return {"kept": kept, "measured": structure.measure(model, len(sparsifier.members))}
 
 
-def _member_stats(kept: dict[str, tuple[torch.Size, list[int]]], k: int) -> tuple[float, list[dict[str, Any]]]:
-    """Member k's achieved sparsity and its layers rows, from its masks' counts (`_nonzero`)."""
+def _member_stats(counts: dict[str, Any], k: int) -> tuple[float, dict[str, Any], list[dict[str, Any]]]:
+    """Member k's achieved sparsity, its trial-level counts and its layers rows, from `_nonzero`."""
+    kept, measured = counts["kept"], counts["measured"]
     layers, nonzero_total, total = [], 0, 0
-    for name, (shape, counts) in kept.items():
-        nonzero, numel = counts[k], shape.numel()
+    for i, (name, (shape, per_member)) in enumerate(kept.items()):
+        nonzero, numel = per_member[k], shape.numel()
         nonzero_total, total = nonzero_total + nonzero, total + numel
+        extra = (
+            measured[k]["layers"][i] if measured else {**dict.fromkeys(structure.LAYER_COLUMNS), "nnz_weights": nonzero}
+        )
         layers.append(
             {
                 "layer": name,
@@ -162,9 +208,14 @@ def _member_stats(kept: dict[str, tuple[torch.Size, list[int]]], k: int) -> tupl
                 "numel": numel,
                 "nonzero": nonzero,
                 "sparsity": 1.0 - nonzero / numel,
+                **extra,
             }
         )
-    return 1.0 - nonzero_total / total, layers  # the unpacked Sparsifier.sparsity()'s arithmetic
+    if measured:
+        trial = {c: measured[k][c] for c in structure.TRIAL_COLUMNS}
+    else:
+        trial = {**dict.fromkeys(structure.TRIAL_COLUMNS), "nnz_weights": nonzero_total}
+    return 1.0 - nonzero_total / total, trial, layers  # the unpacked Sparsifier.sparsity()'s arithmetic
 
 
 def _metric_fields(task_cls) -> dict[str, Any]:
@@ -178,7 +229,7 @@ def _eval_rows(pack, task, model, kept, active, step, losses, wall) -> list[tupl
     rows = []
     for k in active.nonzero().flatten().tolist():
         trial = pack.members[k]
-        sparsity, _ = _member_stats(kept, k)
+        sparsity, counts, _ = _member_stats(kept, k)
         rows.append(
             (
                 k,
@@ -189,6 +240,8 @@ def _eval_rows(pack, task, model, kept, active, step, losses, wall) -> list[tupl
                     "step": step,
                     "value": values[k],
                     "sparsity": sparsity,
+                    "nnz_weights": counts["nnz_weights"],
+                    "nnz_model": counts["nnz_model"],
                     "loss": float(losses[k]),
                     "current_lr": rates[k],
                     "wall_time_s": wall,
@@ -201,7 +254,7 @@ def _eval_rows(pack, task, model, kept, active, step, losses, wall) -> list[tupl
 def _final(trial, kept, k, last_eval, status, step, wall) -> dict[str, list[dict[str, Any]]]:
     """Member k's trials and layers rows as its unpacked run would write them at its end."""
     task_cls = tasks.get(trial.task)
-    sparsity, layers = _member_stats(kept, k)
+    sparsity, counts, layers = _member_stats(kept, k)
     value = last_eval["value"] if last_eval is not None and status != "diverged" else math.nan
     row = {
         "_trial": trial.trial_id,
@@ -212,6 +265,7 @@ def _final(trial, kept, k, last_eval, status, step, wall) -> dict[str, list[dict
         "mode": task_cls.mode,
         "value": value,
         "sparsity": sparsity,
+        **counts,
         "steps": step,
         "wall_time_s": wall,
     }

@@ -70,7 +70,9 @@ def stack_sequential(members: list[nn.Sequential]) -> nn.Sequential:
             layers.append(layer)
         else:
             raise ValueError(f"cannot stack layer {i} ({type(layer).__name__})")
-    return StackedSequential(*layers).to(next(members[0].parameters()).device)
+    stacked = StackedSequential(*layers).to(next(members[0].parameters()).device)
+    stacked.bias_follows_out_degree = getattr(members[0], "bias_follows_out_degree", False)
+    return stacked
 
 
 def forward_members(model: nn.Sequential, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -99,23 +101,36 @@ class StackedSGD:
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor, active: torch.Tensor | None = None) -> None:
-        """One update with per-member rates `lr` (K,); members outside `active` (K,) bool stay as they are."""
+        """One update with per-member rates `lr` (K,); members outside `active` (K,) bool stay as they are: their
+        weights and momentum are held (a diverged member, or one whose method skips this step, as RigL's)."""
         for i, p in enumerate(self.params):
             keep = None if active is None else self._per_member(active, p)
             # a diverged member's numbers may be inf or NaN: they must reach neither its state nor anyone's
             grad = p.grad if keep is None else torch.where(keep, p.grad, 0.0)
             d = torch.addcmul(grad, self._per_member(self.weight_decay, p), p)
-            if self.buffers[i] is None:
+            old = self.buffers[i]
+            if old is None:
                 self.buffers[i] = d.clone()
+            elif keep is None:
+                old.mul_(self._per_member(self.momentum, p)).add_(d)
             else:
-                self.buffers[i].mul_(self._per_member(self.momentum, p)).add_(d)
+                self.buffers[i] = old * self._per_member(self.momentum, p) + d
             if keep is not None:
-                self.buffers[i] = torch.where(keep, self.buffers[i], 0.0)
+                self.buffers[i] = torch.where(keep, self.buffers[i], 0.0 if old is None else old)
                 # the same kernel as below, so an active member's update is bit-identical to a pack without the others
                 p.copy_(torch.where(keep, p.addcmul(self.buffers[i], self._per_member(-lr, p)), p))
             else:
                 p.addcmul_(self.buffers[i], self._per_member(-lr, p))
             p.grad = None
+
+    def skip(self) -> None:
+        """No update this step (every member's method skips it): the gradients are dropped."""
+        for p in self.params:
+            p.grad = None
+
+    def reset(self) -> None:
+        """A fresh optimizer (IMP's rounds): every member's momentum dropped."""
+        self.buffers = [None] * len(self.params)
 
     def state_dict(self) -> dict:
         return {"buffers": [None if b is None else b.clone() for b in self.buffers]}

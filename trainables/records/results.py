@@ -30,6 +30,16 @@ _KEYS = {
     "seed": pa.int64(),
     "config_hash": pa.string(),
     "target_sparsity": pa.float64(),
+    "target_nnz": pa.int64(),  # the spec's `nnz`: the number of weights to keep (null for a `sparsity` target)
+}
+# measured on the masks (trainables/training/structure.py); the counts beyond nnz_weights only for a chain of
+# linear layers (an MLP), null for other models
+_NNZ = {"nnz_weights": pa.int64(), "nnz_model": pa.int64()}
+_CONNECTIVITY = {
+    "in_degree_zero": pa.int64(),
+    "out_degree_zero": pa.int64(),
+    "effective_weights": pa.int64(),
+    "ineffective_weights": pa.int64(),
 }
 COLUMNS = {
     "evals": {
@@ -40,6 +50,7 @@ COLUMNS = {
         "metric_detail": pa.string(),
         "value": pa.float64(),
         "sparsity": pa.float64(),
+        **_NNZ,
         "loss": pa.float64(),
         "current_lr": pa.float64(),
         "wall_time_s": pa.float64(),
@@ -54,6 +65,9 @@ COLUMNS = {
         "mode": pa.string(),
         "value": pa.float64(),
         "sparsity": pa.float64(),
+        **_NNZ,
+        **_CONNECTIVITY,
+        "paths": pa.int64(),
         "steps": pa.int64(),
         "wall_time_s": pa.float64(),
     },
@@ -64,6 +78,8 @@ COLUMNS = {
         "numel": pa.int64(),
         "nonzero": pa.int64(),
         "sparsity": pa.float64(),
+        **_NNZ,
+        **_CONNECTIVITY,
     },
 }
 HP_TABLES = ("evals", "trials")

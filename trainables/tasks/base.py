@@ -36,6 +36,12 @@ class Task(TaskSpec):
         return self.options.eval_every
 
     @property
+    def stored_init(self) -> bool:
+        """Whether the initial weights are loaded from a stored initialisation rather than drawn (a method may
+        re-initialise drawn weights only: SNIP and GraSP in the Sparsest-Models study)."""
+        return False
+
+    @property
     def micro_batches(self) -> int:
         """Gradient accumulation: micro-batches per optimizer step (the batch is split evenly)."""
         return 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -58,14 +60,52 @@ def cubist_spiral() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class MLP(nn.Sequential):
-    """Zhang & Papyan's four-layer MLP: d_in -> w -> w -> w -> d_out, ReLU, biases, PyTorch's default init."""
+    """Zhang & Papyan's four-layer MLP: d_in -> d1 -> d2 -> d3 -> d_out, ReLU, biases, PyTorch's default init.
 
-    def __init__(self, d_in: int = 2, width: int = 16, d_out: int = 1, hidden_layers: int = 3):
+    `bias_follows_out_degree` (the study's models) tells a sparsifier to hold a hidden neuron's bias at zero
+    while the neuron has no outgoing weight left (methods/base.py)."""
+
+    def __init__(
+        self,
+        d_in: int = 2,
+        width: int = 16,
+        d_out: int = 1,
+        hidden_layers: int = 3,
+        widths: tuple[int, ...] | None = None,
+        bias_follows_out_degree: bool = False,
+    ):
+        widths = tuple(widths) if widths else (width,) * hidden_layers
         layers: list[nn.Module] = []
-        for i in range(hidden_layers):
-            layers += [nn.Linear(d_in if i == 0 else width, width), nn.ReLU()]
-        layers.append(nn.Linear(width, d_out))
+        for fan_in, fan_out in zip((d_in, *widths), widths):
+            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], d_out))
         super().__init__(*layers)
+        self.bias_follows_out_degree = bias_follows_out_degree
+
+
+STORED = Path(__file__).parent / "stored_inits"  # the study's BENCH-95 / BENCH-995 initialisations (README.md)
+STORED_KEYS = ("first_layer", "second_layer", "third_layer", "clf")
+
+
+@lru_cache(maxsize=2)
+def stored_init(name: str) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """The study's stored width-16 initialisation `name` (bench95, bench995): (weight, bias) per layer."""
+    with open(STORED / f"{name}_init.json") as f:
+        tensors = json.load(f)["tensors"]
+    return tuple(
+        (torch.tensor(tensors[f"{k}.weight"], dtype=torch.float32), torch.tensor(tensors[f"{k}.bias"]))
+        for k in STORED_KEYS
+    )
+
+
+@torch.no_grad()
+def load_stored_init(model: MLP, name: str) -> None:
+    """Each layer's weights and bias from the stored initialisation: its top-left block (W[:out, :in], b[:out])."""
+    linear = [m for m in model if isinstance(m, nn.Linear)]
+    for layer, (weight, bias) in zip(linear, stored_init(name), strict=True):
+        out, fan_in = layer.weight.shape
+        layer.weight.copy_(weight[:out, :fan_in])
+        layer.bias.copy_(bias[:out])
 
 
 @lru_cache(maxsize=1)
@@ -85,7 +125,7 @@ class PackedCubist(PackedSupervised):
     def evaluate(self, model: nn.Module) -> list[float]:
         """Accuracy of every member on all points, a few members at a time (K x 49,982 activations won't fit)."""
         members, n = model[0].weight.shape[0], len(self.x)
-        chunk = max(1, 2**24 // (n * self.options.width))
+        chunk = max(1, 2**24 // (n * max(self.options.widths)))
         correct = []
         for start in range(0, members, chunk):
             stop = min(members, start + chunk)
@@ -105,7 +145,15 @@ class CubistSpiral(CubistSpec, SupervisedTask):
         return _data()
 
     def build_model(self) -> nn.Module:
-        return MLP(2, self.options.width, 1).to(self.device)
+        o = self.options
+        model = MLP(2, widths=o.widths, bias_follows_out_degree=o.bias_mask == "out_degree")
+        if o.init != "default":
+            load_stored_init(model, o.init)
+        return model.to(self.device)
+
+    @property
+    def stored_init(self) -> bool:
+        return self.options.init != "default"
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         x, y = batch

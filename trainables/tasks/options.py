@@ -38,6 +38,7 @@ class TaskSpec:
         "total_steps_for",
         "lengthened",
         "pack_refusal",
+        "prunable_weights_for",
     )
 
     @classmethod
@@ -48,6 +49,12 @@ class TaskSpec:
     def lengthened(cls, options: Any, factor: float) -> Any:
         """These options with training `factor` times as long, its schedule stretched with it (scratch-b)."""
         raise ValueError(f"task {cls.name} does not know how to train {factor:g} times as long")
+
+    @classmethod
+    def prunable_weights_for(cls, options: Any) -> int | None:
+        """How many prunable weights the model has with these options (a spec's `nnz` targets are counted
+        against it), or None if the declaration cannot say without building the model."""
+        return None
 
     @classmethod
     def pack_refusal(cls, options: Any) -> str | None:

@@ -99,6 +99,10 @@ class PackedSupervised:
         self._seed_rows = torch.tensor(self._seed_of, device=device)
         self._lr_epoch, self._perm_epoch, self._data_epoch = None, None, None
 
+    @property
+    def stored_init(self) -> bool:
+        return self.members[0].stored_init
+
     def _vector(self, values: list[float]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.float32, device=self.device)
 

@@ -45,6 +45,14 @@ class TorchEngine:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
+    def skip_step(self) -> None:
+        """An optimizer step the sparsifier skips (RigL's mask updates): its gradients are dropped."""
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def reset_optimizer(self) -> None:
+        """A fresh optimizer (IMP's rounds): momentum and every other state dropped, hyper-parameters kept."""
+        self.optimizer.state.clear()
+
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -108,6 +116,12 @@ class DeepSpeedEngine(TorchEngine):
 
     def step(self) -> None:
         self.engine.step()
+
+    def skip_step(self) -> None:
+        raise RuntimeError("a method that skips optimizer steps runs with engine torch, not deepspeed")
+
+    def reset_optimizer(self) -> None:
+        raise RuntimeError("a method that trains in rounds runs with engine torch, not deepspeed")
 
     def state_dict(self) -> dict[str, Any]:
         # ZeRO's optimizer state also holds DeepSpeed objects (zero stage, slice mappings, a static loss scaler):
