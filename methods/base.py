@@ -37,8 +37,8 @@ models do; the output layer's bias is never masked.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
 
