@@ -222,6 +222,14 @@ def _keys(rows: dict, configs: dict, name: str, at: np.ndarray) -> dict[str, pa.
     }
 
 
+def _table(columns: dict[str, pa.Array], schema: pa.Schema) -> pa.Table:
+    """The columns as a table of `schema`; the columns a pruning sweep of this kind leaves null (nnz targets and
+    counts, connectivity: the synthetic MLP is not measured) are nulls."""
+    n = len(next(iter(columns.values())))
+    full = {f.name: columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema}
+    return pa.table(full, schema=schema)
+
+
 def _hps(configs: dict, config: np.ndarray) -> dict[str, pa.Array]:
     """One column per hyper-parameter; null where the trial's method has no such option (dense)."""
     out = {}
@@ -250,7 +258,7 @@ def _trials(rows: dict, configs: dict, name: str, at: np.ndarray) -> pa.Table:
         "wall_time_s": pa.array(rows["wall_time_s"][at]),
         **_hps(configs, rows["config"][at]),
     }
-    return pa.table(columns, schema=results.schema("trials", HP_COLUMNS))
+    return _table(columns, results.schema("trials", HP_COLUMNS))
 
 
 def _evals(rows: dict, configs: dict, name: str, at: np.ndarray) -> pa.Table:
@@ -271,7 +279,7 @@ def _evals(rows: dict, configs: dict, name: str, at: np.ndarray) -> pa.Table:
         "wall_time_s": pa.array(rows["wall_time_s"][at]),
         **_hps(configs, rows["config"][at]),
     }
-    return pa.table(columns, schema=results.schema("evals", HP_COLUMNS))
+    return _table(columns, results.schema("evals", HP_COLUMNS))
 
 
 def _layers(rows: dict, configs: dict, name: str, at: np.ndarray) -> pa.Table:
@@ -295,7 +303,7 @@ def _layers(rows: dict, configs: dict, name: str, at: np.ndarray) -> pa.Table:
         "nonzero": pa.array(nonzero),
         "sparsity": pa.array(1.0 - nonzero / numel),
     }
-    return pa.table(columns, schema=results.schema("layers"))
+    return _table(columns, results.schema("layers"))
 
 
 def _write_packs(out: str, table: str, data: pa.Table, owner: np.ndarray, files: int, finished: int) -> None:

@@ -27,6 +27,7 @@ class Declaration:
     packable: bool = False  # can run K members on a stacked model (methods/base.py's docstring)
     # columns that evaluation variants add to the results, e.g. {"threshold": "float"} for VD
     variant_columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    summary: str = ""  # one line for `sparsity methods`: what it is, whose it is, its name in a study's code
 
 
 FACTS = tuple(f.name for f in dataclasses.fields(Declaration) if f.name not in ("name", "implementation"))

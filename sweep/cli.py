@@ -395,6 +395,8 @@ def cmd_methods(args) -> int:
     for name in methods.names():
         decl = methods.declared(name)
         print(f"{name}:{'' if decl.targets_sparsity else ' (no target sparsity)'}")
+        if decl.summary:
+            print(f"  {decl.summary}")
         _print_options(describe(decl.Config))
     return 0
 

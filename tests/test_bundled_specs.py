@@ -24,6 +24,10 @@ SIZES = {
     "transformer_variational_dropout.yaml": 432,
     "transformer_l0.yaml": 864,
     "transformer_tiny_cpu.yaml": 8,
+    "sparsest_overparam.yaml": 18_954,  # papers/sparsest-models.md §5.5
+    "sparsest_fixed_init_95.yaml": 9_720,  # §5.6
+    "sparsest_fixed_init_995.yaml": 11_340,
+    "sparsest_nine_cpu.yaml": 216,
     "lottery_cubist.yaml": 15 + 15 * 5,
     "lottery_bars_cnn.yaml": 6 + 6 * 4,
     "resnet50_lottery.yaml": 324 + 324 * 5,  # children of the best configurations only run (parents: best)

@@ -329,9 +329,9 @@ def test_a_bad_pack_is_a_one_line_spec_error(value):
         spec.parse(
             {"name": "x", "task": "cubist_spiral", "methods": {"dense": {}}, "resources": {"pack": value}}, "s.yaml"
         )
-    assert str(e.value).startswith("s.yaml: resources.pack: expected a count in [1, 65536] or auto") and "\n" not in str(
-        e.value
-    )
+    assert str(e.value).startswith(
+        "s.yaml: resources.pack: expected a count in [1, 65536] or auto"
+    ) and "\n" not in str(e.value)
 
 
 def test_plan_summarises_150000_trials(tmp_path):

@@ -62,7 +62,7 @@ def test_unknown_method_and_task():
     data = tiny()
     data["methods"]["magnitud"] = {}
     assert error_of(data) == (
-        "s.yaml: methods.magnitud: unknown method; registered: dense, l0, magnitude, random, variational_dropout"
+        "s.yaml: methods.magnitud: unknown method; registered: dense, force, gmp, grasp, imp_rewind, iterative_snip, l0, magnitude, prospr, random, rigl, snip, synflow, variational_dropout"
     )
     registered = ", ".join(tasks.names())
     assert "cubist_spiral" in registered and "resnet50_imagenet" in registered

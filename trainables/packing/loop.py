@@ -50,6 +50,7 @@ def build(pack: Pack, device: torch.device, fresh: bool = True):
     sparsifier.prepare(model)
     if fresh:
         sparsifier.prune_at_init(model, init_context(task))
+        model.zero_grad(set_to_none=True)
     return task, model, sparsifier, task.build_optimizer(model)
 
 
@@ -111,10 +112,13 @@ def run_pack(
         take = sparsifier.before_update(step)
         if take is True:
             optimizer.step(lrs, None if everyone else active)
-        elif take is False or not bool(take.any()):
-            optimizer.skip()
-        else:
-            optimizer.step(lrs, active & take)
+        else:  # some members' methods changed their masks instead (RigL): no update for them, no momentum left
+            if take is False or not bool(take.any()):  # on their pruned weights
+                optimizer.skip()
+            else:
+                optimizer.step(lrs, active & take)
+            masks = sparsifier.masks()
+            optimizer.mask_momentum([(param, masks[name]) for name, param in sparsifier.params.items()])
         sparsifier.after_step(step)
         if step % round_steps == 0 and step < total:
             sparsifier.end_round(step // round_steps, step)

@@ -128,6 +128,15 @@ class StackedSGD:
         for p in self.params:
             p.grad = None
 
+    @torch.no_grad()
+    def mask_momentum(self, masked: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Zero the momentum of every pruned weight, (parameter, mask) pairs (after RigL's mask updates)."""
+        index = {id(p): i for i, p in enumerate(self.params)}
+        for param, mask in masked:
+            buffer = self.buffers[index[id(param)]]
+            if buffer is not None:
+                buffer.mul_(mask)
+
     def reset(self) -> None:
         """A fresh optimizer (IMP's rounds): every member's momentum dropped."""
         self.buffers = [None] * len(self.params)

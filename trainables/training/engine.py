@@ -53,6 +53,14 @@ class TorchEngine:
         """A fresh optimizer (IMP's rounds): momentum and every other state dropped, hyper-parameters kept."""
         self.optimizer.state.clear()
 
+    @torch.no_grad()
+    def mask_momentum(self, masked: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Zero the momentum of every pruned weight, (parameter, mask) pairs (after RigL's mask updates)."""
+        for param, mask in masked:
+            buffer = self.optimizer.state.get(param, {}).get("momentum_buffer")
+            if buffer is not None:
+                buffer.mul_(mask)
+
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -122,6 +130,9 @@ class DeepSpeedEngine(TorchEngine):
 
     def reset_optimizer(self) -> None:
         raise RuntimeError("a method that trains in rounds runs with engine torch, not deepspeed")
+
+    def mask_momentum(self, masked) -> None:
+        raise RuntimeError("a method that skips optimizer steps runs with engine torch, not deepspeed")
 
     def state_dict(self) -> dict[str, Any]:
         # ZeRO's optimizer state also holds DeepSpeed objects (zero stage, slice mappings, a static loss scaler):

@@ -40,16 +40,22 @@ def build(trial: Trial, device: torch.device, initial: dict[str, torch.Tensor] |
     method = methods.get(trial.method)
     sparsifier = method(method.Config(**trial.method_config), trial.target_sparsity, trial.seed)
     sparsifier.prepare(model)
-    if fixed is not None:
-        sparsifier.set_masks(fixed)
     if fresh:
         sparsifier.prune_at_init(model, init_context(task))
+        model.zero_grad(set_to_none=True)
     if initial is not None:
         initial.update(artifacts.weights(model))
+    if fixed is not None:
+        sparsifier.set_masks(fixed)
     sparsifier.apply_masks()
     optimizer = task.build_optimizer(model, no_decay=sparsifier.own_parameters())
     config = engines.EngineConfig(trial.engine, trial.zero_stage, task.micro_batches)
     return task, model, sparsifier, engines.build(config, model, optimizer, task.micro_batch_size)
+
+
+def _masked_params(sparsifier) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    masks = sparsifier.masks()
+    return [(param, masks[name]) for name, param in sparsifier.params.items()]
 
 
 def init_context(task) -> methods.InitContext:
@@ -125,8 +131,9 @@ def run_trial(
             break
         if sparsifier.before_update(step):
             engine.step()
-        else:
+        else:  # the method changed its masks instead (RigL): no update, and no momentum left on pruned weights
             engine.skip_step()
+            engine.mask_momentum(_masked_params(sparsifier))
         sparsifier.after_step(step)
         if step % round_steps == 0 and step < total:
             sparsifier.end_round(step // round_steps, step)
