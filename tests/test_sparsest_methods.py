@@ -381,7 +381,7 @@ def final_rows(tmp_path, method, width, config, epochs=1):
     rows = results.read_unit(pack.sweep_dir, pack.pack_id, "trials")
     layers = results.read_unit(pack.sweep_dir, pack.pack_id, "layers")
     kept = {t: sum(r["nonzero"] for r in layers if r["trial_id"] == t) for t in {r["trial_id"] for r in rows}}
-    return sorted(((r["target_nnz"], kept[r["trial_id"]], r["nnz_weights"]) for r in rows))
+    return sorted((r["target_nnz"], kept[r["trial_id"]], r["nnz_weights"]) for r in rows)
 
 
 @pytest.mark.parametrize("width", [3, 16])
