@@ -96,3 +96,34 @@ def lth_bars(rows: pd.DataFrame, best: pd.DataFrame, path: str) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def accuracy_vs_nnz(best: pd.DataFrame, path: str) -> str:
+    """Accuracy of the best run per target against its measured Weight NNZ, one line per method, one panel per
+    model (width and initialisation); the study's 95 % and 99.5 % targets as dashed lines."""
+    models = sorted(best["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        part = best[best["model"] == model].sort_values("nnz_weights")
+        sns.lineplot(
+            data=part,
+            x="nnz_weights",
+            y="value",
+            hue="method",
+            style="method",
+            markers=True,
+            dashes=False,
+            errorbar=None,
+            ax=ax,
+        )
+        for level in (0.95, 0.995):
+            ax.axhline(level, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_title(model)
+        ax.set_xlabel("Weight NNZ (nonzero weights, measured)")
+        ax.set_ylabel("accuracy (best run per target)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis import lth, tables
+from analysis import lth, sparsest, tables
 from analysis.errors import ReportError
 from analysis.load import read_arrow, to_frame
 from trainables.records import paths, storage
@@ -39,6 +39,8 @@ CORE = [
     "steps",
     "variant",  # the lottery-ticket section labels children by these two
     "rewind_step",
+    *sparsest.COLUMNS,  # the Sparsest-Models section: nnz targets, counts, connectivity, and the model's options
+    *sparsest.MODEL,
 ]
 UNREAD = ("sweep", "source", "metric_detail", "wall_time_s")  # used by no part of the report
 
@@ -135,6 +137,7 @@ def _render(
         sections += _learned(trials, learned)
     sections += ["## Achieved vs target sparsity", "", _audit(trials[~learned]), ""]
     sections += lth.section(everything, folder)
+    sections += sparsest.section(trials, folder)
     if reference:
         sections += _published(set(trials["task"]), best[best["metric"].isin(_reference_metrics())])
     failed = trials[trials["status"] != "completed"]

@@ -213,6 +213,11 @@ def cmd_plan(args) -> int:
     folder = paths.sweep_dir(args.storage, parsed.name)
     trials = plan.expand(parsed, folder, args.spec)
     print(f"{parsed.name}: {len(trials)} trials of task {parsed.task} -> {paths.redact(folder)}")
+    skipped = plan.skipped_targets(parsed)
+    if skipped:
+        print(
+            f"  nnz_beyond_model: skip left out {skipped} (task configuration, nnz) pairs at or above the model's weights"
+        )
     slots = packing.auto_slots(os.cpu_count() or 1, runner_cpus(parsed))
     by_stage = plan.stage_of(trials)
     for stage, members in by_stage.items():

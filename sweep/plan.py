@@ -73,6 +73,14 @@ def targets(spec: Spec, task_cls, options: Any, source: str) -> tuple[list[tuple
     return out, skipped
 
 
+def skipped_targets(spec: Spec) -> int:
+    """How many (task configuration, nnz) pairs `nnz_beyond_model: skip` leaves out."""
+    if not spec.nnz or spec.nnz_beyond_model != "skip":
+        return 0
+    task_cls = tasks.declared(spec.task)
+    return sum(targets(spec, task_cls, task_cls.Options(**v), "")[1] for v in grid(spec.task_options, task_cls.Options))
+
+
 def _describe(options: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in canonical(options).items()) or "default options"
 

@@ -546,3 +546,30 @@ def test_the_bundled_grids_have_the_studys_sizes(tmp_path):
     small = bundled("sparsest_nine_cpu", tmp_path)
     assert {t.method for t in small} == set(NINE) and {t.task_options["width"] for t in small} == {3, 16}
     assert all(t.task_options["init"] == "bench95" for t in small)
+
+
+# -- the report's section -----------------------------------------------------------------------------------------------
+def test_report_section_picks_the_best_run_per_target_and_the_sparsest_at_each_accuracy(tmp_path):
+    import pandas as pd
+
+    from analysis import sparsest
+
+    rows = []
+    for method, accuracy in [("snip", {15: 0.90, 20: 0.96, 26: 0.999}), ("synflow", {15: 0.80, 20: 0.85, 26: 0.94})]:
+        for f, acc in accuracy.items():
+            for lr, delta in ((0.1, 0.0), (0.2, -0.01)):  # the worse configuration is never chosen
+                rows.append(
+                    dict(method=method, target_nnz=f, nnz_weights=f - 1, nnz_model=f + 8, value=acc + delta,
+                         status="completed", width=3, init="bench95", in_degree_zero=1, out_degree_zero=0,
+                         effective_weights=f - 3, ineffective_weights=2, paths=4 if f > 15 else 0, lr=lr)
+                )
+    trials = pd.DataFrame(rows)
+    best = sparsest.best_per_target(trials)
+    assert len(best) == 6 and set(best["lr"]) == {0.1}
+    at95 = sparsest.smallest(best, 0.95)
+    assert at95.loc[("width 3, bench95", "snip"), "nnz_weights"] == 19
+    assert ("width 3, bench95", "synflow") not in at95.index
+    text = "\n".join(sparsest.section(trials, str(tmp_path)))
+    assert "Fewest nonzero weights reaching 95.0% accuracy" in text and "Disconnected paths" in text
+    assert "0.9600 (19)" in text and (tmp_path / "accuracy_vs_nnz.png").stat().st_size > 0
+    assert "| width 3, bench95 | synflow | — |" in text  # never reached 95 %
