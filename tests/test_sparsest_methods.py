@@ -559,9 +559,22 @@ def test_report_section_picks_the_best_run_per_target_and_the_sparsest_at_each_a
         for f, acc in accuracy.items():
             for lr, delta in ((0.1, 0.0), (0.2, -0.01)):  # the worse configuration is never chosen
                 rows.append(
-                    dict(method=method, target_nnz=f, nnz_weights=f - 1, nnz_model=f + 8, value=acc + delta,
-                         status="completed", width=3, init="bench95", in_degree_zero=1, out_degree_zero=0,
-                         effective_weights=f - 3, ineffective_weights=2, paths=4 if f > 15 else 0, lr=lr)
+                    dict(
+                        method=method,
+                        target_nnz=f,
+                        nnz_weights=f - 1,
+                        nnz_model=f + 8,
+                        value=acc + delta,
+                        status="completed",
+                        width=3,
+                        init="bench95",
+                        in_degree_zero=1,
+                        out_degree_zero=0,
+                        effective_weights=f - 3,
+                        ineffective_weights=2,
+                        paths=4 if f > 15 else 0,
+                        lr=lr,
+                    )
                 )
     trials = pd.DataFrame(rows)
     best = sparsest.best_per_target(trials)
