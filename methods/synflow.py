@@ -25,8 +25,11 @@ class SynFlow(GlobalPruner):
             for p in params:
                 p.abs_()
         x = context.batch(1)[0]
-        dtype = next(iter(self.params.values())).dtype
-        ones = torch.ones_like(x[:, :1] if self.stacked else x[:1], dtype=dtype)
+        first = x[:, :1] if self.stacked else x[:1]
+        # an all-ones example, in the weights' precision (token inputs stay integers: token 1)
+        ones = torch.ones_like(
+            first, dtype=next(iter(self.params.values())).dtype if first.is_floating_point() else None
+        )
         initial = {n: p.detach().clone() for n, p in self.params.items()}
         for config, rows in self.groups():
             with torch.no_grad():  # each group starts from the whole (absolute) initial network
