@@ -127,3 +127,75 @@ def accuracy_vs_nnz(best: pd.DataFrame, path: str) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def search_gap(best: pd.DataFrame, frontier: pd.DataFrame, target: float, path: str) -> str:
+    """The study's comparison: per pruned model (one panel each), every algorithm's best accuracy per target at
+    its measured Weight NNZ, over the combinatorial search's frontier (the best accuracy of any searched network
+    with at most that many nonzero weights)."""
+    models = sorted(best["model"].unique()) if not best.empty else ["(no pruning runs)"]
+    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.8), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        part = best[best["model"] == model].sort_values("nnz_weights") if not best.empty else best
+        if not part.empty:
+            sns.lineplot(
+                data=part, x="nnz_weights", y="value", hue="method", style="method", markers=True, dashes=False,
+                errorbar=None, ax=ax, alpha=0.8,
+            )  # fmt: skip
+        ax.step(
+            frontier["nnz_weights"], frontier["frontier"], where="post", color="black", linewidth=2.2,
+            label="combinatorial search (frontier)",
+        )  # fmt: skip
+        ax.scatter(frontier["nnz_weights"], frontier["value"], color="black", s=14, zorder=5)
+        ax.axhline(target, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_title(f"{model} vs the search")
+        ax.set_xlabel("Weight NNZ (nonzero weights, measured)")
+        ax.set_ylabel("accuracy (fraction of the 49,982 points)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def networks(drawings: list[dict], path: str) -> str:
+    """Draw chains of linear layers side by side: neurons as dots (inputs left, output right), every surviving
+    weight as a line. A drawing is {"title", "masks": [(out, in) bool arrays], "effective": same shapes};
+    ineffective weights (on no input-to-output path) are red and dashed, neurons with no incoming weight hollow."""
+    fig, axes = plt.subplots(1, len(drawings), figsize=(5.5 * len(drawings), 4.6), squeeze=False)
+    for ax, drawing in zip(axes[0], drawings):
+        masks, effective = drawing["masks"], drawing["effective"]
+        sizes = [masks[0].shape[1]] + [m.shape[0] for m in masks]
+        shown = []  # per layer, the neurons drawn: inputs and outputs all, hidden ones with any weight
+        for layer, n in enumerate(sizes):
+            if layer in (0, len(sizes) - 1):
+                shown.append(list(range(n)))
+                continue
+            live = masks[layer - 1].any(axis=1) | masks[layer].any(axis=0)
+            shown.append([i for i in range(n) if live[i]])
+        where = {}
+        for layer, neurons in enumerate(shown):
+            for rank, i in enumerate(neurons):
+                where[layer, i] = (layer, (rank - (len(neurons) - 1) / 2))
+        for layer, (mask, good) in enumerate(zip(masks, effective)):
+            for j, i in zip(*mask.nonzero()):
+                (x0, y0), (x1, y1) = where[layer, i], where[layer + 1, j]
+                ok = bool(good[j, i])
+                ax.plot(
+                    [x0, x1], [y0, y1], color="#333333" if ok else "#d62728", linestyle="-" if ok else "--",
+                    linewidth=1.3 if ok else 1.1, zorder=1,
+                )  # fmt: skip
+        for (layer, i), (x, y) in where.items():
+            fed = layer == 0 or masks[layer - 1][i].any()
+            ax.scatter([x], [y], s=110, zorder=2, facecolor="#1f77b4" if fed else "white", edgecolor="#1f77b4")
+        ax.set_title(drawing["title"], fontsize=9)
+        ax.set_xticks(range(len(sizes)))
+        ax.set_xticklabels(["input"] + [f"hidden {k}" for k in range(1, len(sizes) - 1)] + ["output"], fontsize=8)
+        ax.set_yticks([])
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

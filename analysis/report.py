@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis import lth, sparsest, tables
+from analysis import lth, search_report, sparsest, tables
 from analysis.errors import ReportError
 from analysis.load import read_arrow, to_frame
 from trainables.records import paths, storage
@@ -41,6 +41,7 @@ CORE = [
     "rewind_step",
     *sparsest.COLUMNS,  # the Sparsest-Models section: nnz targets, counts, connectivity, and the model's options
     *sparsest.MODEL,
+    *search_report.COLUMNS,  # the combinatorial search's structures and masks
 ]
 UNREAD = ("sweep", "source", "metric_detail", "wall_time_s")  # used by no part of the report
 
@@ -136,8 +137,12 @@ def _render(
     if learned.any():
         sections += _learned(trials, learned)
     sections += ["## Achieved vs target sparsity", "", _audit(trials[~learned]), ""]
-    sections += lth.section(everything, folder)
+    searched = search_report.applies(everything)  # the search's stages are not lottery-ticket children
+    sections += lth.section(
+        everything[~everything["stage"].isin(search_report.STAGES)] if searched else everything, folder
+    )
     sections += sparsest.section(trials, folder)
+    sections += search_report.section(everything, trials, folder, sweep_dir)
     if reference:
         sections += _published(set(trials["task"]), best[best["metric"].isin(_reference_metrics())])
     failed = trials[trials["status"] != "completed"]

@@ -272,3 +272,52 @@ declare(
     packable=True,
     summary="SynFlow at init, data-free: iterative synaptic-flow conservation (the study's synFlow)",
 )
+
+
+# -- the combinatorial search's stages (sweep/search.py; papers/sparsest-models.md §3) ---------------------------
+# Masks fixed before training, inside a chain whose hidden layers are at least as wide as the structure: the top-
+# left block of every layer (d_in -> d1 -> d2 -> d3 -> d_out), dense (phase 1) or one eligible mask per hidden
+# layer with the classifier dense (phase 2). Given by the search section, never as a spec's `methods`.
+@dataclasses.dataclass(frozen=True)
+class StructureConfig(MethodConfig):
+    active_d1: int = option(1, "neurons of hidden layer 1 in the structure (the top-left block)", "[1, 65536]")
+    active_d2: int = option(1, "neurons of hidden layer 2 in the structure", "[1, 65536]")
+    active_d3: int = option(1, "neurons of hidden layer 3 in the structure", "[1, 65536]")
+
+    @property
+    def structure(self) -> tuple[int, int, int]:
+        return (self.active_d1, self.active_d2, self.active_d3)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchMaskConfig(StructureConfig):
+    w1_nnz: int = option(1, "nonzero weights of hidden layer 1's block (d_in -> d1)", "[1, 1e9]")
+    w1_mask: int = option(0, "which eligible mask with w1_nnz nonzeros (methods/eligible.py's order)", "[0, 1e18]")
+    w2_nnz: int = option(1, "nonzero weights of hidden layer 2's block (d1 -> d2)", "[1, 1e9]")
+    w2_mask: int = option(0, "which eligible mask with w2_nnz nonzeros", "[0, 1e18]")
+    w3_nnz: int = option(1, "nonzero weights of hidden layer 3's block (d2 -> d3)", "[1, 1e9]")
+    w3_mask: int = option(0, "which eligible mask with w3_nnz nonzeros", "[0, 1e18]")
+
+    def layer_masks(self, d_in: int) -> list[tuple[int, int, int, int]]:
+        """(inputs, outputs, nnz, index) of each hidden layer's eligible mask."""
+        widths = (d_in, *self.structure)
+        chosen = [(self.w1_nnz, self.w1_mask), (self.w2_nnz, self.w2_mask), (self.w3_nnz, self.w3_mask)]
+        return [(i, o, nnz, index) for (i, o), (nnz, index) in zip(zip(widths, widths[1:]), chosen)]
+
+
+declare(
+    "search_structure",
+    StructureConfig,
+    "methods.search:SearchStructure",
+    targets_sparsity=False,
+    packable=True,
+    summary="combinatorial search, phase 1: the structure's top-left block, dense (stage search_structure only)",
+)
+declare(
+    "search_mask",
+    SearchMaskConfig,
+    "methods.search:SearchMask",
+    targets_sparsity=False,
+    packable=True,
+    summary="combinatorial search, phase 2: one eligible mask per hidden layer (stage search_masks only)",
+)

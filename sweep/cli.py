@@ -206,7 +206,7 @@ def cmd_demo(args) -> int:
 
 def cmd_plan(args) -> int:
     """Validate a spec; summarise its trials (per stage and method) and how they run (packs), or list them."""
-    from sweep import packing, plan, spec
+    from sweep import packing, plan, search, spec
     from trainables.records import paths
 
     parsed = spec.load(args.spec)
@@ -230,6 +230,14 @@ def cmd_plan(args) -> int:
             print(f"  [{i}] {t.trial_id}{origin}")
     else:
         print(f"  (list every trial with: sparsity plan {args.spec} --list)")
+    if parsed.search is not None and search.PHASE2 not in by_stage:
+        expected = parsed.search.expected_structure
+        size = f"; for {tuple(expected)} (expected_structure): {plan.phase2_size(parsed, tuple(expected)):,} trials, "
+        total = f"{len(trials) + plan.phase2_size(parsed, tuple(expected)):,} in all" if expected else ""
+        print(
+            f"  stage {search.PHASE2}: its structure is the smallest that reaches accuracy {parsed.search.target:g} "
+            f"in stage {search.PHASE1}, chosen when that has run" + (size + total if expected else "")
+        )
     for name, stage in parsed.stages.items():
         if stage.parents == "best":
             print(f"stage {name}: parents: best, so only the children of each sparsity's best configuration run")

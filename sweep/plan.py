@@ -13,6 +13,7 @@ import typing
 from typing import Any, Literal
 
 import methods
+from sweep import search
 from sweep.spec import Spec, SpecError, grid
 from trainables import tasks
 from trainables.records import results
@@ -36,10 +37,22 @@ def canonical(config: Any) -> dict[str, Any]:
 
 def config_hash(task: str, options: Any, method: str, method_config: Any, target: float, nnz: int | None = None) -> str:
     """`nnz` (a spec's `nnz` target) stands in for the target sparsity it implies."""
+    return _digest(
+        task, _parts("task", canonical(options)), method, _parts("method", canonical(method_config)), target, nnz
+    )
+
+
+def _parts(prefix: str, changed: dict[str, Any]) -> list[str]:
+    return [f"{prefix}.{k}={_stable(v)}" for k, v in sorted(changed.items())]
+
+
+def _digest(task: str, task_parts: list[str], method: str, method_parts: list[str], target, nnz) -> str:
     parts = [f"task={task}", f"method={method}", f"target_sparsity={target!r}" if nnz is None else f"target_nnz={nnz}"]
-    parts += [f"task.{k}={_stable(v)}" for k, v in sorted(canonical(options).items())]
-    parts += [f"method.{k}={_stable(v)}" for k, v in sorted(canonical(method_config).items())]
-    return hashlib.md5(",".join(parts).encode()).hexdigest()
+    return hashlib.md5(",".join(parts + task_parts + method_parts).encode()).hexdigest()
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls)}
 
 
 def _stable(value: Any) -> str:
@@ -92,6 +105,11 @@ def expand(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
     by_stage = {"main": trials}
     for name, stage in spec.stages.items():
         by_stage[name] = _children(spec, name, stage, by_stage[stage.parent], source)
+    if spec.search is not None:
+        by_stage[search.PHASE1] = search_structures(spec, sweep_dir, source)
+        structure, resolved = phase2_structure(spec, sweep_dir)
+        if structure is not None:
+            by_stage[search.PHASE2] = search_masks(spec, sweep_dir, structure, resolved)
     keep: dict[str, set[int]] = {}
     for name, stage in spec.stages.items():
         if "lottery" in stage.variants:
@@ -161,6 +179,99 @@ def _children(spec: Spec, name: str, stage, parents: list[Trial], source: str) -
                     )
                 )
     return children
+
+
+def phase2_structure(spec: Spec, sweep_dir: str) -> tuple[tuple[int, ...] | None, bool]:
+    """The search's phase-2 structure as far as it is known (the spec's, or the one recorded when phase 2
+    started), and whether it was resolved from phase 1's results."""
+    if spec.search.structure:
+        return tuple(spec.search.structure), False
+    choice = search.recorded(sweep_dir) if sweep_dir else None
+    if choice and choice.get("structure"):
+        return tuple(choice["structure"]), True
+    return None, False
+
+
+def _search_base(spec: Spec, sweep_dir: str, **fields: Any) -> dict[str, Any]:
+    res = spec.resources
+    return dict(
+        sweep=spec.name,
+        sweep_dir=sweep_dir,
+        task=spec.task,
+        hp_columns=hyperparameter_columns(spec),
+        threads=max(1, int(res.cpus_per_worker)),
+        engine=res.engine,
+        zero_stage=res.zero_stage,
+        workers=res.workers,
+        gpus_per_worker=res.gpus_per_worker,
+        worker_max_failures=spec.failure.worker_max_failures,
+        **fields,
+    )
+
+
+def _search_trials(spec, sweep_dir, stage, method, task_values, configs, resolved=False) -> list[Trial]:
+    """One trial per (task configuration x (method config, kept weights) x seed) of a search stage."""
+    task_cls = tasks.declared(spec.task)
+    method_cls = methods.declared(method).Config
+    defaults = _defaults(method_cls)
+    base = _search_base(spec, sweep_dir, stage=stage, method=method, resolved=resolved)
+    trials = []
+    for values in grid(task_values, task_cls.Options):
+        options = task_cls.Options(**values)
+        total = task_cls.prunable_weights_for(options)
+        options_dict, task_parts = dataclasses.asdict(options), _parts("task", canonical(options))
+        for config, kept in configs:
+            method_parts = _parts("method", {k: v for k, v in config.items() if v != defaults[k]})
+            target = 1.0 - kept / total
+            digest = _digest(spec.task, task_parts, method, method_parts, target, kept)
+            full = {**defaults, **config}
+            for seed in spec.search.seeds:
+                trials.append(
+                    Trial(
+                        trial_id=trial_id(method, target, digest, seed, kept),
+                        config_hash=digest,
+                        task_options=options_dict,
+                        method_config=full,
+                        target_sparsity=target,
+                        target_nnz=kept,
+                        seed=seed,
+                        **base,
+                    )
+                )
+    return trials
+
+
+def _io(spec: Spec) -> tuple[int, int]:
+    task_cls = tasks.declared(spec.task)
+    first = grid(spec.search.task_options, task_cls.Options)[0]
+    chain = task_cls.chain_for(task_cls.Options(**first))
+    return chain[0], chain[-1]
+
+
+def search_structures(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
+    """Phase 1: every structure of the search's grid, dense inside the wide model's top-left blocks."""
+    s, (d_in, d_out) = spec.search, _io(spec)
+    grid1 = search.structures(s.max_width, 3, d_in, d_out, s.below_params)
+    configs = [(search.structure_config(st), search.dense_counts((d_in, *st, d_out))[0]) for st in grid1]
+    return _search_trials(spec, sweep_dir, search.PHASE1, search.STRUCTURE_METHOD, s.task_options, configs)
+
+
+def search_masks(spec: Spec, sweep_dir: str, structure: tuple[int, ...], resolved: bool = False) -> list[Trial]:
+    """Phase 2: every eligible mask of the hidden layers inside `structure` (the caps applied), classifier dense."""
+    s, (d_in, d_out) = spec.search, _io(spec)
+    classifier = structure[-1] * d_out
+    configs = [
+        (search.mask_config(structure, combo), sum(nnz for nnz, _ in combo) + classifier)
+        for combo in search.mask_combos(s, structure, d_in)
+    ]
+    return _search_trials(spec, sweep_dir, search.PHASE2, search.MASK_METHOD, s.phase2_task_options, configs, resolved)
+
+
+def phase2_size(spec: Spec, structure: tuple[int, ...]) -> int:
+    """Phase 2's trials for `structure`, counted without planning them."""
+    s, (d_in, _) = spec.search, _io(spec)
+    task_cls = tasks.declared(spec.task)
+    return search.mask_count(s, structure, d_in) * len(grid(s.phase2_task_options, task_cls.Options)) * len(s.seeds)
 
 
 def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
@@ -245,6 +356,8 @@ def hyperparameter_columns(spec: Spec, source: str = "<spec>") -> tuple[tuple[st
     if spec.stages:
         configs.append(("stages", methods.declared("fixed_mask").Config))
         columns.update(STAGE_COLUMNS)
+    if spec.search is not None:
+        configs += [("search", methods.declared(m).Config) for m in search.METHODS]
     for where, cls in configs:
         for name, tp in typing.get_type_hints(cls).items():
             kind = _kind(tp)

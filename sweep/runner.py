@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import cluster  # noqa: F401  (sets Tune's environment before ray.tune is imported)
-from sweep import interrupts, plan
+from sweep import interrupts, plan, search
 from sweep.packing import unit_name, unit_size
 from sweep.spec import Spec, SpecError
+from trainables import tasks
 from trainables.records import integrity, paths
 from trainables.records import storage as store  # `storage` is run()'s argument
 from trainables.trial import Trial
@@ -39,7 +40,9 @@ class Outcome:
 
 
 def plan_hash(trials: list[Trial]) -> str:
-    return hashlib.md5("\n".join(sorted(t.trial_id for t in trials)).encode()).hexdigest()
+    """What ties a sweep folder to its spec: the trials the spec plans by itself (not those resolved from a
+    stage's results, e.g. a search's phase 2)."""
+    return hashlib.md5("\n".join(sorted(t.trial_id for t in trials if not t.resolved)).encode()).hexdigest()
 
 
 def check_existing(sweep_dir: str, trials: list[Trial], spec_path: str) -> bool:
@@ -246,11 +249,18 @@ def _stages(spec, spec_path, sweep_dir, trials, found, damaged, guard, address, 
         driver = {"cpu": 1} if res.workers > 1 else {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
         fn = tune.with_resources(trainable, driver)
         by_stage = plan.stage_of(trials)
-        for stage, members in by_stage.items():
+        order = list(by_stage)
+        dynamic = spec.search is not None and not spec.search.structure
+        if dynamic and search.PHASE2 not in order:
+            order.append(search.PHASE2)
+        for stage in order:
             guard.check()
-            label = f"sweep {spec.name!r}" + ("" if len(by_stage) == 1 else f", stage {stage!r}")
+            label = f"sweep {spec.name!r}" + ("" if len(order) == 1 else f", stage {stage!r}")
+            members = by_stage.get(stage, [])
+            if dynamic and stage == search.PHASE2:
+                members = _resolve_phase2(spec, spec_path, sweep_dir, trials, label)
             runnable, orphans, unchosen = members, 0, 0
-            if stage != "main":
+            if stage in spec.stages:
                 runnable, orphans, unchosen = _runnable(members, trials, spec.stages[stage].parents)
             if orphans:
                 print(f"{label}: {orphans} trials skipped: their parent did not complete")
@@ -305,6 +315,42 @@ def _stages(spec, spec_path, sweep_dir, trials, found, damaged, guard, address, 
             guard.check()  # an interrupted fit returns as if it had ended
             errored += sum(unit_size(r.config) for r in grid if r.error is not None)
     return errored, skipped
+
+
+def _resolve_phase2(spec: Spec, spec_path: str, sweep_dir: str, trials: list[Trial], label: str) -> list[Trial]:
+    """The search's phase 2 from phase 1's results (sweep/search.py), chosen when phase 1 has run and recorded
+    in the sweep folder; `trials` (the run's plan) gets its trials, replacing any of an earlier choice."""
+    from analysis.load import read_table
+
+    columns = ["stage", "status", "primary", "value", "active_d1", "active_d2", "active_d3"]
+    rows = read_table(sweep_dir, "trials", columns, {"stage": [search.PHASE1]})
+    if len(rows):
+        rows = rows[rows["primary"].fillna(True).astype(bool)]
+    first = next(t for t in trials if t.stage == search.PHASE1)
+    chain = tasks.declared(spec.task).chain_for(tasks.declared(spec.task).Options(**first.task_options))
+    choice = search.choose(rows.to_dict("records") if len(rows) else [], spec.search.target, chain[0], chain[-1])
+    before = search.recorded(sweep_dir)
+    search.record(sweep_dir, choice)
+    trials[:] = [t for t in trials if not (t.stage == search.PHASE2 and t.resolved)]
+    if choice["structure"] is None:
+        best = choice["best"]
+        near = f" (the best: {best[1]:.4f}, structure {tuple(best[0])})" if best else ""
+        print(f"{label}: no structure reached accuracy {spec.search.target:g} in phase 1{near}; phase 2 not run")
+        write_manifest(sweep_dir, trials, spec_path)
+        return []
+    structure = tuple(choice["structure"])
+    if before and before.get("structure") and tuple(before["structure"]) != structure:
+        print(f"{label}: phase 1's results now choose {structure}, not {tuple(before['structure'])} as before")
+    new = plan.search_masks(spec, sweep_dir, structure, resolved=True)
+    print(
+        f"{label}: phase 1 chose structure {structure} ({choice['params']} dense weights + biases, accuracy "
+        f"{choice['accuracy']:.4f}; the fewest of {choice['structures_reaching']} structures reaching "
+        f"{spec.search.target:g}): {len(new)} masked trials",
+        flush=True,
+    )
+    trials += new
+    write_manifest(sweep_dir, trials, spec_path)
+    return new
 
 
 def _finished(sweep_dir: str) -> set[str]:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from methods.config import option
+from sweep import search
 
 
 class SpecError(ValueError):
@@ -85,10 +86,48 @@ class Stage:
 
 
 @dataclasses.dataclass(frozen=True)
+class Search:
+    """The Sparsest-Models combinatorial search (sweep/search.py; papers/sparsest-models.md §3): phase 1 trains
+    every structure of its grid dense inside a width-`width` model masked to the structure's top-left block;
+    phase 2 trains every eligible mask of the hidden layers inside the smallest structure that reached `target`."""
+
+    target: float = option(help="accuracy phase 1's best run of a structure must reach (e.g. 0.95)", range="(0, 1]")
+    width: int = option(16, "the model every structure is masked inside (the study: 16)", "[1, 65536]")
+    max_width: int = option(16, "phase 1: every d1, d2, d3 from 1 to this (at most `width`)", "[1, 65536]")
+    below_params: int = option(
+        0,
+        "phase 1: only the structures with fewer dense weights + biases (fixed init: the benchmark's, 37 or 61); "
+        "0: all",
+        "[0, 1e12]",
+    )
+    task_options: dict = option(
+        {}, help="phase 1's task options over the spec's (lists are grids), e.g. lr: [0.05, 0.1]"
+    )
+    phase2_task_options: dict = option({}, help="phase 2's task options over phase 1's, e.g. lr: 0.05")
+    seeds: list[int] = option([0], "one trial per seed of every structure and mask", "[0, 4294967295]")
+    structure: list = option(
+        [], "phase 2's structure [d1, d2, d3]; [] (default): the one phase 1 chooses (sweep/search.py)"
+    )
+    expected_structure: list = option(
+        [], "with structure [] : the structure `sparsity plan` sizes phase 2 for before phase 1 has run"
+    )
+    hidden_nnz_below: int = option(
+        0,
+        "phase 2: only masks whose hidden-layer nonzeros sum below this (the study's 99.5 % caps); 0: all",
+        "[0, 1e9]",
+    )
+    masks_per_nnz: list = option(
+        [], "phase 2: per hidden layer, at most this many masks per nnz value, e.g. [0, 6, 0] (0: all)"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class Spec:
     name: str = option(help="sweep name: the results folder under the storage root")
     task: str = option(help="trainable task, e.g. cubist_spiral")
-    methods: dict = option(help="method name -> its options (lists are grids), or a list of such grids (their union)")
+    methods: dict = option(
+        {}, help="method name -> its options (lists are grids), or a list of such grids (their union)"
+    )
     sparsity: list[float] = option([], "target sparsities in [0, 1), for methods that aim at one", "[0, 1)")
     nnz: list[int] = option(
         [],
@@ -106,6 +145,7 @@ class Spec:
     resources: Resources = option(Resources(), help="per-trial resources")
     failure: Failure = option(Failure(), help="retry policy")
     stages: dict = option({}, help="dependent stages by name (e.g. reinit: {from: main, variants: [lottery]})")
+    search: Search | None = option(None, help="the combinatorial search for the sparsest network (two stages)")
     description: str = option("", help="free text, kept with the results")
 
 
@@ -217,15 +257,20 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
     configurations = grid_size(fields["task_options"], task_cls.Options)
     _construct_all(task_cls.Options, fields["task_options"], "task_options", fail)
 
-    first_stage_methods = [m for m in method_names() if m != "fixed_mask"]  # fixed_mask: stages only
-    if not fields["methods"]:
-        fail("methods", f"at least one method is required; registered: {', '.join(first_stage_methods)}")
+    stage_only = {"fixed_mask": "trains a parent's masks in a dependent stage; give it as a stage (see `stages`)"}
+    stage_only.update(dict.fromkeys(search.METHODS, "trains the combinatorial search's stages; see `search`"))
+    first_stage_methods = [m for m in method_names() if m not in stage_only]
+    if not fields["methods"] and given.get("search") is None:
+        fail(
+            "methods",
+            f"at least one method (or a `search`) is required; registered: {', '.join(first_stage_methods)}",
+        )
     parsed_methods = {}
     runs = 0  # per task configuration and seed
     for name, options in fields["methods"].items():
         key = f"methods.{_key(name)}"
-        if name == "fixed_mask":
-            fail(key, "trains a parent's masks in a dependent stage; give it as a stage (see `stages`)")
+        if name in stage_only:
+            fail(key, stage_only[name])
         if name not in first_stage_methods:
             fail(key, f"unknown method; registered: {', '.join(first_stage_methods)}")
         method = get_method(name)
@@ -285,7 +330,64 @@ def parse(data: Any, source: str = "<spec>") -> Spec:
     fields["resources"] = resources
     fields["failure"] = Failure(**build_fields(Failure, given.get("failure"), "failure", fail, grid=False))
     fields["stages"] = _stages(fields["stages"], list(parsed_methods), fail)
+    fields["search"] = _search(given.get("search"), fields, task_cls, fail)
     return Spec(**fields)
+
+
+def _search(given: Any, fields: dict, task_cls, fail) -> Search | None:
+    """Validate the search section: its structures, its task options over the spec's, its caps."""
+    if given is None:
+        return None
+    values = build_fields(Search, given, "search", fail, grid=False)
+    for name in ("task_options", "phase2_task_options"):
+        if not isinstance(values.get(name, {}), dict):
+            fail(f"search.{name}", f"expected a mapping of task options, got {_kind(values[name])}")
+    one = Search(**values)
+    chain = task_cls.chain_for(_construct_first(task_cls.Options, fields["task_options"]))
+    if chain is None or len(chain) != 5:
+        fail("search", f"task {task_cls.name} is not a chain of 3 hidden linear layers (cubist_spiral is)")
+    d_in, d_out, hidden = chain[0], chain[-1], len(chain) - 2
+    if one.max_width > one.width:
+        fail("search.max_width", f"{one.max_width} is above the model's width ({one.width})")
+    phase1 = {**fields["task_options"], "width": one.width}
+    phase1.update(build_fields(task_cls.Options, one.task_options, "search.task_options", fail, grid=True))
+    phase2 = {
+        **phase1,
+        **build_fields(task_cls.Options, one.phase2_task_options, "search.phase2_task_options", fail, True),
+    }
+    for where, merged in (("search.task_options", phase1), ("search.phase2_task_options", phase2)):
+        for d in ("d1", "d2", "d3"):
+            if merged.get(d, 0) != 0:
+                fail(f"{where}.{d}", "the search sets each layer's active width itself; leave d1, d2, d3 unset")
+        if merged.get("bias_mask") != "out_degree":
+            fail(
+                f"{where}.bias_mask",
+                "the search masks a neuron's bias with its last outgoing weight (the study's convention): "
+                "set bias_mask: out_degree",
+            )
+        _construct_all(task_cls.Options, merged, where, fail)
+    for name in ("structure", "expected_structure"):
+        value = getattr(one, name)
+        if value and (
+            len(value) != hidden
+            or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= one.width for d in value)
+        ):
+            fail(f"search.{name}", f"expected {hidden} widths in 1..{one.width} (or []), got {short(value)}")
+    caps = one.masks_per_nnz
+    if caps and (len(caps) != hidden or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in caps)):
+        fail("search.masks_per_nnz", f"expected {hidden} counts >= 0 (one per hidden layer), got {short(caps)}")
+    if not one.seeds:
+        fail("search.seeds", "at least one seed is required")
+    grid1 = search.structures(one.max_width, hidden, d_in, d_out, one.below_params)
+    if not grid1:
+        fail("search.below_params", f"no structure has fewer than {one.below_params} dense weights + biases")
+    runs = len(grid1) * grid_size(phase1, task_cls.Options) * len(one.seeds)
+    sized = one.structure or one.expected_structure
+    if sized:
+        runs += search.mask_count(one, tuple(sized), d_in) * grid_size(phase2, task_cls.Options) * len(one.seeds)
+    if runs > MAX_TRIALS:
+        fail("search", f"the search gives more than {MAX_TRIALS:,} trials; raise below_params or add caps")
+    return dataclasses.replace(one, task_options=phase1, phase2_task_options=phase2)
 
 
 def _stages(given: Any, first_methods: list[str], fail) -> dict[str, Stage]:

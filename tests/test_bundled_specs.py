@@ -28,6 +28,12 @@ SIZES = {
     "sparsest_fixed_init_95.yaml": 9_720,  # §5.6
     "sparsest_fixed_init_995.yaml": 11_340,
     "sparsest_nine_cpu.yaml": 216,
+    # the searches plan phase 1 until it has run (phase 2's sizes: tests/test_search.py)
+    "sparsest_search_fixed_95.yaml": 558,  # §3.2
+    "sparsest_search_fixed_995.yaml": 2_034,
+    "sparsest_search_random_95.yaml": 24_576,
+    "sparsest_search_random_995.yaml": 24_576,
+    "sparsest_slice_fixed_95.yaml": 9_720 + 558,  # §6, with phase 2's 2,496: 12,774
     "lottery_cubist.yaml": 15 + 15 * 5,
     "lottery_bars_cnn.yaml": 6 + 6 * 4,
     "resnet50_lottery.yaml": 324 + 324 * 5,  # children of the best configurations only run (parents: best)

@@ -39,7 +39,11 @@ CONFIGS = {
     "grasp": dict(samples_per_class=8),
     "snip": {},
     "synflow": {},
+    # the combinatorial search's fixed masks: a chain of linear layers only (the Chain model below)
+    "search_structure": dict(active_d1=2, active_d2=2, active_d3=1),
+    "search_mask": dict(active_d1=2, active_d2=2, active_d3=1, w1_nnz=10, w1_mask=3, w2_nnz=3, w2_mask=1, w3_nnz=2),
 }
+CHAIN = {"search_structure", "search_mask"}
 GLOBAL = {"imp_rewind", "gmp", "rigl", "prospr", "iterative_snip", "force", "grasp", "snip", "synflow"}
 # how far from round(N * (1 - TARGET)) kept weights their thresholds land (papers/sparsest-models.md §4): strict
 # thresholds keep 1-2 fewer, RigL rounds per layer, ties add or remove a few
@@ -65,9 +69,27 @@ class Small(nn.Module):
         return self.lin(self.norm(x.flatten(1)))
 
 
+class Chain(nn.Sequential):
+    """The tokens as 9 numbers -> 4 -> 3 -> 3 -> 2: a chain of linear layers (the search masks such a chain)."""
+
+    def __init__(self):
+        super().__init__(nn.Linear(9, 4), nn.ReLU(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU())
+        self.append(nn.Linear(3, 2))
+
+    def forward(self, tokens):
+        return super().forward(tokens.float() / 10)
+
+
+CHAIN_PRUNABLE = ["0.weight", "2.weight", "4.weight", "6.weight"]
+
+
+def prunable(name):
+    return CHAIN_PRUNABLE if name in CHAIN else PRUNABLE
+
+
 def build(name, seed=0, model_seed=None):
     torch.manual_seed(seed if model_seed is None else model_seed)
-    model = Small()
+    model = Chain() if name in CHAIN else Small()
     cls = methods.get(name)
     assert name in CONFIGS, f"add a config for the new method {name!r} to CONFIGS"
     target = TARGET if cls.targets_sparsity else 0.0
@@ -157,7 +179,7 @@ def test_small_model_prunable_tensors():
 def test_masks_are_bool_shaped_like_weights(name, trained):
     model, sparsifier = trained
     masks = sparsifier.masks()
-    assert sorted(masks) == sorted(PRUNABLE)  # no biases, norms or method parameters
+    assert sorted(masks) == sorted(prunable(name))  # no biases, norms or method parameters
     params = dict(model.named_parameters())
     for n, m in masks.items():
         assert isinstance(m, torch.Tensor) and m.dtype == torch.bool, n
@@ -173,7 +195,7 @@ def test_sparsity_consistent_with_masks(name, trained):
         zeros = {n: int((~m).sum()) for n, m in masks.items()}
         numel = {n: m.numel() for n, m in masks.items()}
         layer = sparsifier.layer_sparsity()
-        assert sorted(layer) == sorted(PRUNABLE)
+        assert sorted(layer) == sorted(prunable(name))
         for n in masks:
             assert layer[n] == pytest.approx(zeros[n] / numel[n], abs=1e-12), (variant, n)
         assert sparsifier.sparsity() == pytest.approx(sum(zeros.values()) / sum(numel.values()), abs=1e-12), variant
@@ -206,12 +228,12 @@ def test_biases_and_norms_never_pruned(name):
     """Applying the masks leaves every bias and norm parameter as it is (this model does not declare
     `bias_follows_out_degree`; tests/test_sparsest_methods.py checks a model that does)."""
     model, sparsifier = _trained(name)
-    others = {n: p.detach().clone() for n, p in model.named_parameters() if n not in PRUNABLE}
+    others = {n: p.detach().clone() for n, p in model.named_parameters() if n not in prunable(name)}
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 1:
                 p.add_(0.5)  # away from zero, where masking would show
-    moved = {n: p.detach().clone() for n, p in model.named_parameters() if n not in PRUNABLE}
+    moved = {n: p.detach().clone() for n, p in model.named_parameters() if n not in prunable(name)}
     sparsifier.apply_masks()
     try:
         for n, p in model.named_parameters():
@@ -310,7 +332,7 @@ def test_eval_variants(name, trained):
     for variant in variants:
         assert set(variant) == set(type(sparsifier).variant_columns)
         sparsifier.use_variant(variant)
-        assert sorted(sparsifier.masks()) == sorted(PRUNABLE)
+        assert sorted(sparsifier.masks()) == sorted(prunable(name))
     if name == "variational_dropout":
         assert variants == [{"threshold": 0.5}, {"threshold": 3.0}]
         sparsifier.use_variant(variants[0])

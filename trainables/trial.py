@@ -36,6 +36,9 @@ class Trial:
     # the spec's `nnz`: weights to keep; target_sparsity is then 1 - target_nnz / the model's prunable weights
     target_nnz: int | None = None
     keep_steps: tuple[int, ...] = ()  # steps after which the weights are kept for a later stage (late rewinding)
+    # planned from a stage's results, not from the spec alone (phase 2 of a search whose structure phase 1
+    # chooses: sweep/search.py); such trials are outside the plan hash that ties a sweep folder to its spec
+    resolved: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

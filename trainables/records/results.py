@@ -80,6 +80,7 @@ COLUMNS = {
         "sparsity": pa.float64(),
         **_NNZ,
         **_CONNECTIVITY,
+        "mask": pa.string(),  # a small layer's nonzero pattern (training/structure.py: mask_hex)
     },
 }
 HP_TABLES = ("evals", "trials")

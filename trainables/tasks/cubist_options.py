@@ -66,3 +66,7 @@ class CubistSpec(SupervisedSpec):
         """Weights of the MLP 2 -> d1 -> d2 -> d3 -> 1 (every one prunable; the study's N)."""
         d1, d2, d3 = options.widths
         return 2 * d1 + d1 * d2 + d2 * d3 + d3
+
+    @classmethod
+    def chain_for(cls, options: CubistOptions) -> tuple[int, ...]:
+        return (2, *options.widths, 1)

@@ -39,6 +39,7 @@ class TaskSpec:
         "lengthened",
         "pack_refusal",
         "prunable_weights_for",
+        "chain_for",
     )
 
     @classmethod
@@ -54,6 +55,12 @@ class TaskSpec:
     def prunable_weights_for(cls, options: Any) -> int | None:
         """How many prunable weights the model has with these options (a spec's `nnz` targets are counted
         against it), or None if the declaration cannot say without building the model."""
+        return None
+
+    @classmethod
+    def chain_for(cls, options: Any) -> tuple[int, ...] | None:
+        """The neurons per layer (inputs, hidden layers, outputs) if the model is a chain of linear layers with
+        these options (the combinatorial search masks such a chain), else None."""
         return None
 
     @classmethod

@@ -8,7 +8,9 @@ stacked form in a pack), measured on the final masks (papers/sparsest-models.md 
 - `in_degree_zero` / `out_degree_zero`: hidden neurons with no incoming / no outgoing nonzero weight;
 - `effective_weights`: nonzero weights on some input-to-output path, i.e. from a neuron reachable from an input
   to one that reaches the output; `ineffective_weights` the others (nnz_weights - effective_weights);
-- `paths`: the number of distinct input-to-output paths through nonzero weights.
+- `paths`: the number of distinct input-to-output paths through nonzero weights;
+- per layer, `mask`: its nonzero pattern, row-major (output neurons as rows), as hex (trainables/records/bits.py,
+  which reads it back), for layers of at most bits.LIMIT weights (else None): a report can draw the network.
 
 The study's own definition of "disconnected paths" is not in its released code (only the NNZ counts are);
 this one is ours (docs/sparsest-models.md). A neuron with in-degree 0 but a live bias still feeds a constant
@@ -21,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from trainables.records import bits
 
 TRIAL_COLUMNS = (
     "nnz_weights",
@@ -38,6 +42,7 @@ LAYER_COLUMNS = (
     "out_degree_zero",
     "effective_weights",
     "ineffective_weights",
+    "mask",
 )
 
 
@@ -96,11 +101,11 @@ def measure(model: nn.Module, members: int | None = None) -> list[dict[str, Any]
         hidden = i < len(a) - 1
         in_zero = (x.sum(dim=2) == 0).sum(dim=1) if hidden else None
         out_zero = (a[i + 1].sum(dim=1) == 0).sum(dim=1) if hidden else None
-        per_layer.append((nnz, nnz + live_bias, in_zero, out_zero, effective))
+        per_layer.append((nnz, nnz + live_bias, in_zero, out_zero, effective, adjacency[i]))
     out = []
     for m in range(k):
         rows = []
-        for nnz, model_nnz, in_zero, out_zero, effective in per_layer:
+        for nnz, model_nnz, in_zero, out_zero, effective, pattern in per_layer:
             rows.append(
                 {
                     "nnz_weights": int(nnz[m]),
@@ -109,6 +114,7 @@ def measure(model: nn.Module, members: int | None = None) -> list[dict[str, Any]
                     "out_degree_zero": None if out_zero is None else int(out_zero[m]),
                     "effective_weights": int(effective[m]),
                     "ineffective_weights": int(nnz[m] - effective[m]),
+                    "mask": bits.to_hex(pattern[m].cpu().numpy()),
                 }
             )
         out.append(
