@@ -271,7 +271,7 @@ def _stages(spec, spec_path, sweep_dir, trials, found, damaged, guard, address, 
                 continue
             tune_dir = paths.tune_dir(sweep_dir, stage)
             # with a damaged file set aside, its trials must run again: Tune's state says they ended
-            restorable = exists and not damaged and tune.Tuner.can_restore(tune_dir)
+            restorable = exists and not damaged and tune.Tuner.can_restore(tune_dir) and _began(tune_dir)
             done = None  # (read only if the stage runs afresh)
             if exists:
                 done = found.finished_ids if stage == "main" else lambda: _finished(sweep_dir)
@@ -351,6 +351,19 @@ def _resolve_phase2(spec: Spec, spec_path: str, sweep_dir: str, trials: list[Tri
     trials += new
     write_manifest(sweep_dir, trials, spec_path)
     return new
+
+
+def _began(tune_dir: str) -> bool:
+    """Whether a Tune experiment got as far as its trials: a driver killed while Tune set it up leaves only
+    tuner.pkl (no parameter space, no experiment state), which restores to trials without a config."""
+    import pyarrow.fs as pafs
+
+    fs, folder = store.resolve(tune_dir)
+    try:
+        names = [f.base_name for f in fs.get_file_info(pafs.FileSelector(folder))]
+    except (FileNotFoundError, OSError):
+        return False
+    return any(n.startswith("experiment_state") for n in names)
 
 
 def _finished(sweep_dir: str) -> set[str]:

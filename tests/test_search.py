@@ -247,9 +247,12 @@ def test_miniature_search_runs_both_phases_and_resumes_after_its_driver_is_kille
     os.killpg(driver.pid, signal.SIGKILL)  # phase 1 has ended and phase 2 is about to start
     driver.wait(timeout=30)
     time.sleep(2)
+    trials_dir = folder / "results" / "trials"
+    phase1_files = {f: os.stat(trials_dir / f).st_mtime_ns for f in os.listdir(trials_dir)}
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "stage 'search_structure': all 8 trials had already finished" in again.stdout, again.stdout
+    assert "resuming sweep 'mini', stage 'search_structure'" in again.stdout, again.stdout
+    assert all(os.stat(trials_dir / f).st_mtime_ns == t for f, t in phase1_files.items())  # phase 1 not re-run
     assert "phase 1 chose structure (1, 1, 1)" in again.stdout, again.stdout
     assert "9/9 trials finished" in again.stdout, again.stdout
     choice = json.loads((folder / search.CHOICE_FILE).read_text())
