@@ -199,3 +199,28 @@ def networks(drawings: list[dict], path: str) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def overparameterisation(frame: pd.DataFrame, path: str) -> str:
+    """Fewest nonzero weights reaching each accuracy target against the model's width (log scale), one line per
+    algorithm (and initialisation), one panel per target."""
+    targets = list(dict.fromkeys(frame["target"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(6.5 * len(targets), 4.5), squeeze=False)
+    several = frame["init"].nunique() > 1
+    for ax, target in zip(axes[0], targets):
+        part = frame[frame["target"] == target].sort_values("width")
+        part = part.assign(line=part["method"] + (", " + part["init"] if several else ""))
+        sns.lineplot(
+            data=part, x="width", y="nnz_weights", hue="line", style="line", markers=True, dashes=False,
+            errorbar=None, ax=ax,
+        )  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"reaching {target} accuracy")
+        ax.set_xlabel("model width (hidden neurons per layer)")
+        ax.set_ylabel("fewest Weight NNZ (nonzero weights)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -112,8 +112,60 @@ def section(trials: pd.DataFrame, folder: str) -> list[str]:
             tables.to_markdown(frame, False),
             "",
         ]
+    out += _overparameterisation(best, folder)
     out += _connectivity(trials)
     return out
+
+
+def model_width(frame: pd.DataFrame) -> pd.Series:
+    """A model's width: its uniform `width`, or its widest layer where d1, d2, d3 are given."""
+    width = frame["width"] if "width" in frame else pd.Series(pd.NA, index=frame.index)
+    if "d1" in frame:
+        given = [frame[d].where(frame[d].fillna(0) > 0, width) for d in ("d1", "d2", "d3")]
+        width = pd.concat(given, axis=1).max(axis=1)
+    return width
+
+
+def _overparameterisation(best: pd.DataFrame, folder: str) -> list[str]:
+    """The study's overparameterisation view (§5.5): per algorithm, the fewest nonzero weights reaching each
+    accuracy target against the model's width; drawn when the sweep has more than one width."""
+    best = best.assign(model_width=model_width(best))
+    if best["model_width"].nunique() < 2:
+        return []
+    init = best["init"].fillna("default") if "init" in best else pd.Series("default", index=best.index)
+    best = best.assign(init_label=init)
+    rows = []
+    for target in TARGETS:
+        hit = best[best["value"] >= target].sort_values(["nnz_weights", "value"], ascending=[True, False])
+        hit = hit.drop_duplicates(["init_label", "model_width", "method"])
+        for _, r in hit.iterrows():
+            rows.append(
+                {
+                    "target": f"{target:.1%}",
+                    "init": r["init_label"],
+                    "method": r["method"],
+                    "width": int(r["model_width"]),
+                    "nnz_weights": int(r["nnz_weights"]),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=["target", "init", "method", "width", "nnz_weights"])
+    widths = sorted(int(w) for w in best["model_width"].dropna().unique())
+    out = [
+        "## Overparameterisation: fewest nonzero weights reaching the target, by width",
+        "",
+        f"Widths {', '.join(map(str, widths))}. A missing point: no run of that algorithm at that width reached the "
+        "target (papers/sparsest-models.md §5.5: the study finds pruning does worse from wider models).",
+        "",
+    ]
+    if frame.empty:
+        return out + ["(no run reached 95 % accuracy at any width)", ""]
+    from analysis import plots
+
+    plots.overparameterisation(frame, os.path.join(folder, "overparameterisation.png"))
+    wide = frame.pivot_table(index=["target", "init", "method"], columns="width", values="nnz_weights", aggfunc="min")
+    wide = wide.reindex(columns=widths).map(lambda v: "—" if pd.isna(v) else str(int(v)))
+    wide.columns = [f"width {w}" for w in wide.columns]
+    return out + ["![overparameterisation](overparameterisation.png)", "", tables.to_markdown(wide), ""]
 
 
 def _connectivity(trials: pd.DataFrame) -> list[str]:

@@ -586,3 +586,27 @@ def test_report_section_picks_the_best_run_per_target_and_the_sparsest_at_each_a
     assert "Fewest nonzero weights reaching 95.0% accuracy" in text and "Disconnected paths" in text
     assert "0.9600 (19)" in text and (tmp_path / "accuracy_vs_nnz.png").stat().st_size > 0
     assert "| width 3, bench95 | synflow | — |" in text  # never reached 95 %
+
+
+def test_report_overparameterisation_view_gives_the_fewest_nnz_reaching_the_target_per_width(tmp_path):
+    import pandas as pd
+
+    from analysis import sparsest
+
+    rows = []
+    # snip needs more weights the wider the model; synflow reaches 95 % only at width 3
+    for method, width, reach in [("snip", 3, 18), ("snip", 8, 22), ("snip", 16, 26), ("synflow", 3, 24)]:
+        for f in (15, 18, 20, 22, 24, 26):
+            rows.append(
+                dict(method=method, target_nnz=f, nnz_weights=f, nnz_model=f + 8, value=0.96 if f >= reach else 0.9,
+                     status="completed", width=width, init="bench95", paths=1, in_degree_zero=0, out_degree_zero=0,
+                     effective_weights=f, ineffective_weights=0)
+            )  # fmt: skip
+    for f in (15, 26):  # synflow at width 8 never reaches it
+        rows.append({**rows[0], "method": "synflow", "width": 8, "target_nnz": f, "nnz_weights": f, "value": 0.7})
+    text = "\n".join(sparsest.section(pd.DataFrame(rows), str(tmp_path)))
+    assert "## Overparameterisation" in text and (tmp_path / "overparameterisation.png").stat().st_size > 0
+    assert "| 95.0% | bench95 | snip | 18 | 22 | 26 |" in text
+    assert "| 95.0% | bench95 | synflow | 24 | — | — |" in text
+    one_width = pd.DataFrame([r for r in rows if r["width"] == 3])
+    assert "Overparameterisation" not in "\n".join(sparsest.section(one_width, str(tmp_path)))
