@@ -170,7 +170,7 @@ def cmd_status(args) -> int:
         seen = status_counts(folder)  # the trial_id and status columns only: fast at 100,000s of trials
         parts = ", ".join(f"{n} {s}" for s, n in sorted(seen.counts.items())) or "none finished yet"
         print(
-            f"sweep {name!r} at {paths.redact(folder)}: {planned} trials planned; {parts}; "
+            f"sweep {name!r} at {paths.redact(folder)}: {planned} trials planned{_phase2_note(folder)}; {parts}; "
             f"{len(seen.running)} in progress"
         )
     elif not args.address:
@@ -187,6 +187,20 @@ def cmd_status(args) -> int:
         for sid, state, started in rows:
             print(f"  {sid:<40} {state:<10} started {started}")
     return 0
+
+
+def _phase2_note(folder: str) -> str:
+    """A search whose phase 2 is not planned yet (phase 1 chooses its structure) says so."""
+    from sweep import search, spec
+    from trainables.records import paths
+
+    try:
+        parsed = spec.load(paths.spec_file(folder))
+    except (spec.SpecError, OSError):
+        return ""
+    if parsed.search is None or parsed.search.structure or search.recorded(folder):
+        return ""
+    return f" (and stage {search.PHASE2}'s, once stage {search.PHASE1} has chosen its structure)"
 
 
 def cmd_logs(args) -> int:

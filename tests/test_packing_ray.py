@@ -146,8 +146,12 @@ def test_a_driver_killed_midway_then_run_with_other_packs_trains_each_trial_once
             assert os.stat(path).st_mtime_ns == mtime, path
 
 
-def test_the_packed_demo_gives_the_demo_table_in_less_time(tmp_path, write_spec):
+def test_the_packed_demo_gives_the_demo_table(tmp_path, write_spec):
+    """The demo's recipe at two of its sparsities (10 trials), packed and unpacked: the same table within seed
+    noise (packing changes only float rounding, which 6,240 steps amplify: one seed's accuracy can move by 0.2).
+    How much faster packing is, is measured in bench/packing.py, not asserted here."""
     data = yaml.safe_load(open(demo_spec()))
+    data.update(sparsity=[0.5, 0.9])
     timings, tables = {}, {}
     for pack in ("auto", 1):
         data.update(name=f"demo-{pack}", resources={**data["resources"], "pack": pack})
@@ -160,7 +164,7 @@ def test_the_packed_demo_gives_the_demo_table_in_less_time(tmp_path, write_spec)
             timeout=600,
         )
         timings[pack] = time.perf_counter() - started
-        assert result.returncode == 0 and "22/22 trials finished" in result.stdout, result.stdout + result.stderr
+        assert result.returncode == 0 and "10/10 trials finished" in result.stdout, result.stdout + result.stderr
         rows = read(tmp_path / f"demo-{pack}", "trials")
         tables[pack] = rows.groupby(["method", "target_sparsity"])["value"].agg(["mean", "std"])
     print(f"demo wall time: packed {timings['auto']:.0f} s, unpacked {timings[1]:.0f} s")
@@ -168,4 +172,3 @@ def test_the_packed_demo_gives_the_demo_table_in_less_time(tmp_path, write_spec)
     assert list(packed.index) == list(unpacked.index)
     noise = 2 * (packed["std"].fillna(0) + unpacked["std"].fillna(0)) + 0.01
     assert ((packed["mean"] - unpacked["mean"]).abs() <= noise).all(), pd.concat([packed, unpacked], axis=1)
-    assert timings["auto"] < timings[1], timings
