@@ -40,10 +40,7 @@ def metric_vs_sparsity(trials: pd.DataFrame, best: pd.DataFrame, path: str, poin
     ax.set_title(f"{best['task'].iloc[0]}: {metric} vs sparsity")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 MAX_POINTS = 5_000  # more learned-sparsity rows than this are drawn one point per configuration
@@ -92,10 +89,7 @@ def lth_bars(rows: pd.DataFrame, best: pd.DataFrame, path: str) -> str:
         low = data["value"].min()
         ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)))
         ax.legend(title="variant", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def accuracy_vs_nnz(best: pd.DataFrame, path: str) -> str:
@@ -123,10 +117,7 @@ def accuracy_vs_nnz(best: pd.DataFrame, path: str) -> str:
         ax.set_ylabel("accuracy (best run per target)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def search_gap(best: pd.DataFrame, frontier: pd.DataFrame, target: float, path: str) -> str:
@@ -153,10 +144,7 @@ def search_gap(best: pd.DataFrame, frontier: pd.DataFrame, target: float, path: 
         ax.set_ylabel("accuracy (fraction of the 49,982 points)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def networks(drawings: list[dict], path: str) -> str:
@@ -195,10 +183,7 @@ def networks(drawings: list[dict], path: str) -> str:
         ax.set_yticks([])
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def overparameterisation(frame: pd.DataFrame, path: str) -> str:
@@ -220,6 +205,10 @@ def overparameterisation(frame: pd.DataFrame, path: str) -> str:
         ax.set_ylabel("fewest Weight NNZ (nonzero weights)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig, path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+import methods  # noqa: E402
 from sweep import packing, plan, spec  # noqa: E402
 from trainables import tasks  # noqa: E402
 from trainables.packing.loop import run_pack  # noqa: E402
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
             pack = packs[0]
             t = pack.members[0]
             steps = tasks.declared(t.task).total_steps_for(tasks.declared(t.task).Options(**t.task_options))
-            steps *= methods_rounds(t)
+            steps *= methods.declared(t.method).Config(**t.method_config).training_rounds()
             times: dict[int, float] = {}
             run_pack(
                 pack,
@@ -74,12 +75,6 @@ def main(argv=None) -> int:
             )
     print(f"\ntotal {total:,.0f} core-seconds: {total / args.slots / 3600:.2f} h on {args.slots} slots")
     return 0
-
-
-def methods_rounds(trial) -> int:
-    import methods
-
-    return methods.declared(trial.method).Config(**trial.method_config).training_rounds()
 
 
 if __name__ == "__main__":

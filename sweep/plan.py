@@ -192,13 +192,14 @@ def phase2_structure(spec: Spec, sweep_dir: str) -> tuple[tuple[int, ...] | None
     return None, False
 
 
-def _search_base(spec: Spec, sweep_dir: str, **fields: Any) -> dict[str, Any]:
+def _trial_fields(spec: Spec, sweep_dir: str, source: str = "<spec>", **fields: Any) -> dict[str, Any]:
+    """The Trial fields every trial of a spec shares (its sweep, task, columns and resources)."""
     res = spec.resources
     return dict(
         sweep=spec.name,
         sweep_dir=sweep_dir,
         task=spec.task,
-        hp_columns=hyperparameter_columns(spec),
+        hp_columns=hyperparameter_columns(spec, source),
         threads=max(1, int(res.cpus_per_worker)),
         engine=res.engine,
         zero_stage=res.zero_stage,
@@ -214,7 +215,7 @@ def _search_trials(spec, sweep_dir, stage, method, task_values, configs, resolve
     task_cls = tasks.declared(spec.task)
     method_cls = methods.declared(method).Config
     defaults = _defaults(method_cls)
-    base = _search_base(spec, sweep_dir, stage=stage, method=method, resolved=resolved)
+    base = _trial_fields(spec, sweep_dir, stage=stage, method=method, resolved=resolved)
     trials = []
     for values in grid(task_values, task_cls.Options):
         options = task_cls.Options(**values)
@@ -241,7 +242,8 @@ def _search_trials(spec, sweep_dir, stage, method, task_values, configs, resolve
     return trials
 
 
-def _io(spec: Spec) -> tuple[int, int]:
+def chain_io(spec: Spec) -> tuple[int, int]:
+    """Inputs and outputs of the chain a spec's search masks."""
     task_cls = tasks.declared(spec.task)
     first = grid(spec.search.task_options, task_cls.Options)[0]
     chain = task_cls.chain_for(task_cls.Options(**first))
@@ -250,7 +252,7 @@ def _io(spec: Spec) -> tuple[int, int]:
 
 def search_structures(spec: Spec, sweep_dir: str, source: str = "<spec>") -> list[Trial]:
     """Phase 1: every structure of the search's grid, dense inside the wide model's top-left blocks."""
-    s, (d_in, d_out) = spec.search, _io(spec)
+    s, (d_in, d_out) = spec.search, chain_io(spec)
     grid1 = search.structures(s.max_width, 3, d_in, d_out, s.below_params)
     configs = [(search.structure_config(st), search.dense_counts((d_in, *st, d_out))[0]) for st in grid1]
     return _search_trials(spec, sweep_dir, search.PHASE1, search.STRUCTURE_METHOD, s.task_options, configs)
@@ -258,7 +260,7 @@ def search_structures(spec: Spec, sweep_dir: str, source: str = "<spec>") -> lis
 
 def search_masks(spec: Spec, sweep_dir: str, structure: tuple[int, ...], resolved: bool = False) -> list[Trial]:
     """Phase 2: every eligible mask of the hidden layers inside `structure` (the caps applied), classifier dense."""
-    s, (d_in, d_out) = spec.search, _io(spec)
+    s, (d_in, d_out) = spec.search, chain_io(spec)
     classifier = structure[-1] * d_out
     configs = [
         (search.mask_config(structure, combo), sum(nnz for nnz, _ in combo) + classifier)
@@ -269,15 +271,14 @@ def search_masks(spec: Spec, sweep_dir: str, structure: tuple[int, ...], resolve
 
 def phase2_size(spec: Spec, structure: tuple[int, ...]) -> int:
     """Phase 2's trials for `structure`, counted without planning them."""
-    s, (d_in, _) = spec.search, _io(spec)
+    s, (d_in, _) = spec.search, chain_io(spec)
     task_cls = tasks.declared(spec.task)
     return search.mask_count(s, structure, d_in) * len(grid(s.phase2_task_options, task_cls.Options)) * len(s.seeds)
 
 
 def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
     task_cls = tasks.declared(spec.task)
-    hp_columns = hyperparameter_columns(spec, source)
-    threads = max(1, int(spec.resources.cpus_per_worker))
+    shared = _trial_fields(spec, sweep_dir, source)
     trials: list[Trial] = []
     for task_values in grid(spec.task_options, task_cls.Options):
         options = _construct(task_cls.Options, task_values, "task_options", source)
@@ -300,24 +301,15 @@ def _first_stage(spec: Spec, sweep_dir: str, source: str) -> list[Trial]:
                     for seed in spec.seeds:
                         trials.append(
                             Trial(
-                                sweep=spec.name,
-                                sweep_dir=sweep_dir,
                                 trial_id=trial_id(name, target, digest, seed, nnz),
                                 config_hash=digest,
-                                task=spec.task,
                                 task_options=options_dict,
                                 method=name,
                                 method_config=config_dict,
                                 target_sparsity=target,
                                 target_nnz=nnz,
                                 seed=seed,
-                                hp_columns=hp_columns,
-                                threads=threads,
-                                engine=spec.resources.engine,
-                                zero_stage=spec.resources.zero_stage,
-                                workers=spec.resources.workers,
-                                gpus_per_worker=spec.resources.gpus_per_worker,
-                                worker_max_failures=spec.failure.worker_max_failures,
+                                **shared,
                             )
                         )
     seen: set[str] = set()

@@ -21,7 +21,6 @@ import cluster  # noqa: F401  (sets Tune's environment before ray.tune is import
 from sweep import interrupts, plan, search
 from sweep.packing import unit_name, unit_size
 from sweep.spec import Spec, SpecError
-from trainables import tasks
 from trainables.records import integrity, paths
 from trainables.records import storage as store  # `storage` is run()'s argument
 from trainables.trial import Trial
@@ -326,9 +325,8 @@ def _resolve_phase2(spec: Spec, spec_path: str, sweep_dir: str, trials: list[Tri
     rows = read_table(sweep_dir, "trials", columns, {"stage": [search.PHASE1]})
     if len(rows):
         rows = rows[rows["primary"].fillna(True).astype(bool)]
-    first = next(t for t in trials if t.stage == search.PHASE1)
-    chain = tasks.declared(spec.task).chain_for(tasks.declared(spec.task).Options(**first.task_options))
-    choice = search.choose(rows.to_dict("records") if len(rows) else [], spec.search.target, chain[0], chain[-1])
+    d_in, d_out = plan.chain_io(spec)
+    choice = search.choose(rows.to_dict("records") if len(rows) else [], spec.search.target, d_in, d_out)
     before = search.recorded(sweep_dir)
     search.record(sweep_dir, choice)
     trials[:] = [t for t in trials if not (t.stage == search.PHASE2 and t.resolved)]
