@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import tables
+from analysis.document import Block, Figure, Table
 
 ORDER = ["pruned", "scratch_e", "scratch_b", "sparsity_aware_init", "scratch_b_sparsity_aware_init", "lottery"]
 KEYS = ["stage", "parent_method", "target_sparsity", "variant"]
@@ -97,7 +98,7 @@ def pruned_beats(best: pd.DataFrame, variant: str, at_least: float) -> pd.DataFr
     return out.assign(pruned_better=better)
 
 
-def section(trials: pd.DataFrame, folder: str) -> list[str]:
+def section(trials: pd.DataFrame, folder: str) -> list[Block]:
     """The report's lottery-ticket section (markdown lines), with its plot written into `folder`; [] when the
     sweep has no dependent stage."""
     if not has_stages(trials):
@@ -117,9 +118,9 @@ def section(trials: pd.DataFrame, folder: str) -> list[str]:
         "weights (lottery; 'rewind k': its weights after step k). 'pruned' is the parent itself. Best configuration "
         "per cell, mean ± std over seeds.",
         "",
-        tables.to_markdown(wide(best)),
+        Table(wide(best)),
         "",
-        "![lottery ticket study](lottery.png)",
+        Figure("lottery.png", "lottery ticket study"),
         "",
     ]
     verdict = pruned_beats(best, "scratch_e", 0.8)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+from analysis.tables import metric_label  # noqa: E402
+
+# Reproducible SVG (element ids from this salt, not random) and text drawn as paths: a page needs no font.
+matplotlib.rcParams["svg.hashsalt"] = "sparsity-sweeps"
+matplotlib.rcParams["svg.fonttype"] = "path"
 
 
 def metric_vs_sparsity(trials: pd.DataFrame, best: pd.DataFrame, path: str, points: pd.DataFrame | None = None) -> str:
@@ -36,7 +44,7 @@ def metric_vs_sparsity(trials: pd.DataFrame, best: pd.DataFrame, path: str, poin
     if not dense.empty:
         ax.axhline(dense["value"].mean(), color="grey", linestyle="--", label="dense")
     ax.set_xlabel("sparsity (fraction of prunable weights that are zero; points: learned, at achieved)")
-    ax.set_ylabel(f"{metric} (best config per point; mean ± sd over seeds)")
+    ax.set_ylabel(f"{metric_label(metric)}\nbest config per point; mean ± sd over seeds")
     ax.set_title(f"{best['task'].iloc[0]}: {metric} vs sparsity")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -63,11 +71,10 @@ def layer_heatmap(layers: pd.DataFrame, best: pd.DataFrame, level: float, path: 
     grid = rows.pivot_table(index="layer", columns="method", values="sparsity", aggfunc="mean").reindex(order)
     grid = grid.dropna(how="all")
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 1.2 + 0.35 * grid.shape[0]))
-    sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar_kws={"label": "sparsity"}, ax=ax)
+    label = "sparsity (fraction of the layer's weights that are zero)"
+    sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar_kws={"label": label}, ax=ax)
     ax.set_title(f"per-layer sparsity at {level:g} (best config per method)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, svg=False)  # a grid of colours: a PNG is smaller and as sharp
     return grid
 
 
@@ -83,8 +90,8 @@ def lth_bars(rows: pd.DataFrame, best: pd.DataFrame, path: str) -> str:
         data = data.assign(sparsity=data["target_sparsity"].map(lambda s: f"{s:g}"))
         sns.barplot(data=data, x="sparsity", y="value", hue="variant", hue_order=order, errorbar="sd", ax=ax)
         ax.set_title(f"{stage}: masks from {method}")
-        ax.set_xlabel("sparsity of the mask")
-        ax.set_ylabel(f"{best['metric'].iloc[0]} (best config; mean ± sd over seeds)")
+        ax.set_xlabel("sparsity of the mask (fraction of prunable weights that are zero)")
+        ax.set_ylabel(f"{metric_label(best['metric'].iloc[0])}\nbest config; mean ± sd over seeds")
         ax.grid(axis="y", alpha=0.3)
         low = data["value"].min()
         ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)))
@@ -114,7 +121,8 @@ def accuracy_vs_nnz(best: pd.DataFrame, path: str) -> str:
             ax.axhline(level, color="grey", linestyle="--", linewidth=0.8)
         ax.set_title(model)
         ax.set_xlabel("Weight NNZ (nonzero weights, measured)")
-        ax.set_ylabel("accuracy (best run per target)")
+        metric = part["metric"].iloc[0] if "metric" in part else "accuracy"
+        ax.set_ylabel(f"{metric_label(metric)}\nbest run per target")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
@@ -208,8 +216,12 @@ def overparameterisation(frame: pd.DataFrame, path: str) -> str:
     return _save(fig, path)
 
 
-def _save(fig, path: str) -> str:
+def _save(fig, path: str, svg: bool = True) -> str:
+    """Write the PNG at `path` (the Markdown report links it) and, for line plots, an SVG beside it (the HTML page
+    inlines that: sharp at any zoom, and small)."""
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    if svg:
+        fig.savefig(os.path.splitext(path)[0] + ".svg", metadata={"Date": None})
     plt.close(fig)
     return path

@@ -14,9 +14,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis import lth, search_report, sparsest, tables
+from analysis import document, lth, search_report, sparsest, tables
+from analysis.document import Block, Figure, Table
 from analysis.errors import ReportError
 from analysis.load import read_arrow, to_frame
+from sweep import search
 from trainables.records import paths, storage
 
 # The columns of `trials` the report computes with. The others (the hyper-parameters) only name the best
@@ -52,6 +54,7 @@ class Report:
     markdown: str  # the method x sparsity table, for printing
     trials: int
     damaged: tuple[str, ...] = ()  # result files that could not be read, left out (the report says so first)
+    progress: str | None = None  # for a sweep not finished: how many of its planned trials have
 
 
 REFERENCES = ("gale2019",)
@@ -78,7 +81,7 @@ def write_report(
     with tempfile.TemporaryDirectory(prefix="sparsity-report-") as local:
         report = _render(sweep_dir, local, heatmap_level, reference, metric)
         storage.upload_dir(local, target)
-    return Report(target, report.markdown, report.trials, report.damaged)
+    return Report(target, report.markdown, report.trials, report.damaged, report.progress)
 
 
 def _render(
@@ -116,43 +119,151 @@ def _render(
     best = tables.best_per_cell(trials)
     table = tables.to_markdown(tables.wide_table(best)) if not best.empty else "(no completed trials)"
     best.to_csv(os.path.join(folder, "best.csv"), index=False)
-    sections = [
-        f"# Sweep report: {paths.name(sweep_dir)}",
-        "",
+    body: list[Block] = [
         _summary(trials),
         "",
         "## Best configuration per method and target sparsity",
         "",
         _legend(best),
         "",
-        table,
-        "",
     ]
-    if not best.empty:
+    if best.empty:
+        body += ["(no completed trials)", ""]
+    else:
+        shown = _hyperparameters(best, trials, found)
+        body += [Table(tables.wide_table(best), details=_cell_details(best, trials, shown)), ""]
+        body += ["Each cell's configuration and the seeds behind its mean: the Details table below (and, on the "
+                 "HTML page, under the cell).", ""]  # fmt: skip
         points = trials.loc[learned & (trials["status"] == "completed"), ["method", "config_hash", "sparsity", "value"]]
         _plots().metric_vs_sparsity(trials, best, os.path.join(folder, "metric_vs_sparsity.png"), points)
-        details = _details(best, trials, found)
-        sections += ["![metric vs sparsity](metric_vs_sparsity.png)", "", "## Details", "", details, ""]
-        sections += _heatmap(found, best, heatmap_level, folder)
+        body += [
+            Figure("metric_vs_sparsity.png", "metric vs sparsity"),
+            "",
+            "## Details",
+            "",
+            _details(best, shown),
+            "",
+        ]
+        body += _heatmap(found, best, heatmap_level, folder)
     if learned.any():
-        sections += _learned(trials, learned)
-    sections += ["## Achieved vs target sparsity", "", _audit(trials[~learned]), ""]
+        body += _learned(trials, learned)
+    body += ["## Achieved vs target sparsity", "", *_audit(trials[~learned]), ""]
     searched = search_report.applies(everything)  # the search's stages are not lottery-ticket children
-    sections += lth.section(
-        everything[~everything["stage"].isin(search_report.STAGES)] if searched else everything, folder
-    )
-    sections += sparsest.section(trials, folder)
-    sections += search_report.section(everything, trials, folder, sweep_dir)
+    body += lth.section(everything[~everything["stage"].isin(search_report.STAGES)] if searched else everything, folder)
+    body += sparsest.section(trials, folder)
+    body += search_report.section(everything, trials, folder, sweep_dir)
     if reference:
-        sections += _published(set(trials["task"]), best[best["metric"].isin(_reference_metrics())])
+        body += _published(set(trials["task"]), best[best["metric"].isin(_reference_metrics())])
     failed = trials[trials["status"] != "completed"]
     if not failed.empty:
         columns = ["trial_id", "method", "target_sparsity", "status", "steps"]
-        sections += ["## Trials that did not complete", "", tables.to_markdown(failed[columns], False), ""]
-    sections[2:2] = _damaged_note(found)  # first, under the title
+        body += ["## Trials that did not complete", "", Table(failed[columns], False), ""]
+    title = f"Sweep report: {paths.name(sweep_dir)}"
+    manifest = _manifest(sweep_dir)
+    progress = _progress(everything, manifest, sweep_dir)
+    notes = _damaged_note(found) + ([progress, ""] if progress else [])
     with open(os.path.join(folder, "README.md"), "w") as f:
-        f.write("\n".join(sections))
-    return Report(folder, table, len(trials), tuple(paths.redact(where) for where, _ in found.damaged))
+        f.write(document.markdown([f"# {title}", "", *notes, *body]))
+    summary = _page_summary(sweep_dir, everything, manifest, progress, found)
+    page = os.path.join(folder, PAGE)
+    with open(page + ".part", "w") as f:  # a reader never opens half a page
+        f.write(document.html(body, folder, title, summary))
+    os.replace(page + ".part", page)
+    damaged = tuple(paths.redact(where) for where, _ in found.damaged)
+    return Report(folder, table, len(trials), damaged, progress.replace("**", "") if progress else None)
+
+
+PAGE = "index.html"
+
+
+def _manifest(sweep_dir: str) -> dict:
+    """sweep.json (plan hash, planned trial ids, creation time, versions); {} where it is missing or unreadable
+    (a sweep copied without it still has a report)."""
+    import json
+
+    try:
+        return json.loads(storage.read_text(paths.manifest_file(sweep_dir)))
+    except (OSError, ValueError):
+        return {}
+
+
+def _progress(everything: pd.DataFrame, manifest: dict, sweep_dir: str) -> str | None:
+    """For a sweep not finished (still running, or stopped): how many of its planned trials have finished."""
+    planned = len(manifest.get("trial_ids", ()))
+    finished = everything["trial_id"].nunique()
+    pending = search.phase2_pending(sweep_dir)
+    if (not planned or finished >= planned) and not pending:
+        return None
+    later = (
+        f"; stage {search.PHASE2}'s trials are planned once stage {search.PHASE1} has chosen its structure"
+        if pending
+        else ""
+    )
+    return (
+        f"**Not finished: {finished:,} of {planned:,} planned trials have finished{later}.** This report shows the "
+        f"rows so far (`sparsity status {paths.redact(sweep_dir)}` tells what is in progress; `sparsity resume` "
+        "runs the rest)."
+    )
+
+
+def _page_summary(sweep_dir: str, everything: pd.DataFrame, manifest: dict, progress: str | None, found) -> dict:
+    """What the HTML page states above the tables: trials by status (every stage), wall time, versions, plan hash
+    and the spec."""
+    from importlib import metadata
+
+    one = everything[["trial_id", "status"]].drop_duplicates("trial_id")
+    spec_file = paths.spec_file(sweep_dir)
+    try:
+        spec_text = storage.read_text(spec_file)
+    except (OSError, ValueError):  # no copy of the spec (a sweep written by hand, or copied without it)
+        spec_text = None
+    try:
+        tool = metadata.version("sparsity-sweeps")
+    except metadata.PackageNotFoundError:
+        tool = "(not installed)"
+    return {
+        "progress": progress.replace("**", "") if progress else None,
+        "damaged": " ".join(_damaged_note(found)).replace("**", "").replace("`", "") or None,
+        "trials": f"{len(one):,} finished",
+        "planned": f"{len(manifest['trial_ids']):,}" if manifest.get("trial_ids") else None,
+        "counts": sorted(one["status"].value_counts().items()),
+        "task": ", ".join(sorted(everything["task"].dropna().unique())),
+        "methods": ", ".join(sorted(everything["method"].dropna().unique())),
+        "wall": _wall(sweep_dir, manifest.get("created")),
+        "plan_hash": manifest.get("plan_hash"),
+        "versions": sorted(manifest.get("versions", {}).items()),
+        "spec": spec_text,
+        "spec_file": paths.redact(spec_file),
+        "tool_version": tool,
+    }
+
+
+def _wall(sweep_dir: str, created: str | None) -> str | None:
+    """From the sweep's first start (the manifest's time) to its last written `trials` file."""
+    import datetime
+
+    import pyarrow.fs as pafs
+
+    if not created:
+        return None
+    try:
+        start = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%S%z")
+        fs, root = storage.resolve(paths.table_dir(sweep_dir, "trials"))
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except (ValueError, OSError):
+        return None
+    times = [i.mtime for i in infos if i.type == pafs.FileType.File and i.mtime is not None]
+    if not times:
+        return f"started {start:%Y-%m-%d %H:%M:%S %Z}; no results written yet"
+    last = max(times)
+    last = last if last.tzinfo else last.replace(tzinfo=datetime.timezone.utc)
+    seconds = max(0.0, (last - start).total_seconds())
+    hours, rest = divmod(int(round(seconds)), 3600)
+    span = f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+    return (
+        f"{span}: started {start:%Y-%m-%d %H:%M:%S %z}, last result written "
+        f"{last.astimezone(start.tzinfo):%Y-%m-%d %H:%M:%S %z} (a resumed sweep counts the time between its runs)"
+    )
 
 
 def _damaged_note(found: _Trials) -> list[str]:
@@ -192,7 +303,7 @@ def _read_trials(sweep_dir: str) -> _Trials:
     return _Trials(sweep_dir, table.drop_columns([_UNIT]) if units is not None else table, units, damaged)
 
 
-def _heatmap(found: _Trials, best, level: float | None, folder: str) -> list[str]:
+def _heatmap(found: _Trials, best, level: float | None, folder: str) -> list[Block]:
     sparse = best[best["method"] != "dense"]
     if sparse.empty:
         return []
@@ -210,9 +321,9 @@ def _heatmap(found: _Trials, best, level: float | None, folder: str) -> list[str
         "",
         "Best configuration of each method, mean over seeds.",
         "",
-        "![per-layer sparsity](layer_sparsity.png)",
+        Figure("layer_sparsity.png", "per-layer sparsity"),
         "",
-        tables.to_markdown(grid.round(4)),
+        Table(grid.round(4)),
         "",
     ]
 
@@ -246,7 +357,7 @@ def _layer_rows(found: _Trials, chosen: set[str], damaged: list, units=None) -> 
     return to_frame(arrow)
 
 
-def _learned(trials, learned) -> list[str]:
+def _learned(trials, learned) -> list[Block]:
     placed = trials.loc[learned, "target_sparsity"].notna()
     configs = tables.per_config(trials[learned].assign(target_sparsity=0.0))
     front = tables.pareto(configs)
@@ -268,7 +379,7 @@ def _learned(trials, learned) -> list[str]:
         "State of Sparsity's rule). Every configuration is a point in the plot; these are the ones no other "
         "configuration of the same method beats on both sparsity and metric (mean over seeds):",
         "",
-        tables.to_markdown(rows, index=False),
+        Table(rows, index=False),
         "",
     ]
 
@@ -279,7 +390,7 @@ def _reference_metrics() -> set[str]:
     return set(reference.METRICS.values())
 
 
-def _published(tasks: set[str], best) -> list[str]:
+def _published(tasks: set[str], best) -> list[Block]:
     from analysis import reference
 
     lines = ["## Published: Gale, Elsen & Hooker 2019 (State of Sparsity)", ""]
@@ -297,7 +408,7 @@ def _published(tasks: set[str], best) -> list[str]:
             f"{task}: best per level, this sweep beside the study's released runs "
             "(docs/reference-data.md: the level rule, and the cells the CSVs cannot give).",
             "",
-            tables.to_markdown(both),
+            Table(both),
             "",
         ]
     return lines
@@ -323,10 +434,9 @@ def _legend(best) -> str:
     )
 
 
-def _details(best, trials, found: _Trials) -> str:
-    """The best configurations with the hyper-parameters that vary over the compared rows (`trials`, whose index
-    is each row's position in `found.table`)."""
-    shown = _hyperparameters(best, trials, found)
+def _details(best, shown: dict[str, dict]) -> Table:
+    """The best configurations with the hyper-parameters that vary over the compared rows (`shown`, from
+    _hyperparameters)."""
     rows = []
     for r in best.itertuples():
         hps = ", ".join(f"{c}={v}" for c, v in shown[r.config_hash].items())
@@ -341,7 +451,31 @@ def _details(best, trials, found: _Trials) -> str:
                 "best config": hps or "(only one)",
             }
         )
-    return tables.to_markdown(pd.DataFrame(rows), index=False)
+    return Table(pd.DataFrame(rows), index=False)
+
+
+def _cell_details(best, trials, shown: dict[str, dict]) -> dict[tuple[str, str], str]:
+    """Per cell of the method x sparsity table (keyed as tables.wide_table labels it): the winning configuration,
+    and each seed's value and achieved sparsity behind the mean."""
+    keys = ["method", "target_sparsity", "config_hash"]
+    mine = trials.loc[(trials["status"] == "completed") & trials["config_hash"].isin(set(best["config_hash"]))]
+    runs = {k: g for k, g in mine.groupby(keys, sort=False)[["seed", "value", "sparsity"]]}
+    out = {}
+    for r in best.itertuples():
+        row = f"{r.target_sparsity:g}" if r.target_sparsity > 0 else "0 (dense)"
+        hps = ", ".join(f"{c}={v}" for c, v in shown[r.config_hash].items()) or "(the only one)"
+        seeds = runs.get((r.method, r.target_sparsity, r.config_hash))
+        per_seed = []
+        if seeds is not None:
+            for s in seeds.sort_values("seed").itertuples():
+                value = tables.format_value(r.metric, s.value, 0.0).split(" ±")[0]
+                seed = "?" if pd.isna(s.seed) else int(s.seed)
+                per_seed.append(f"seed {seed}: {value} (sparsity {s.sparsity:.4f})")
+        out[(row, r.method)] = (
+            f"config {r.config_hash[:10]}: {hps}\nbest of {r.configs} configuration{'s' if r.configs != 1 else ''}; "
+            f"{r.seeds} seed{'s' if r.seeds != 1 else ''}:\n" + "\n".join(per_seed)
+        )
+    return out
 
 
 def _hyperparameters(best, trials, found: _Trials) -> dict[str, dict]:
@@ -372,17 +506,18 @@ def _distinct(column) -> int:
     return pc.count_distinct(column, mode="only_valid").as_py()
 
 
-def _audit(trials) -> str:
+def _audit(trials) -> list[Block]:
     flagged = tables.audit(trials)
     if flagged.empty:
-        return (
+        return [
             f"Every completed trial is within {100 * tables.AUDIT_TOLERANCE:.1f} points of its target "
             "(methods that aim at one)."
-        )
-    return (
-        f"{len(flagged)} trials miss their target by more than {100 * tables.AUDIT_TOLERANCE:.1f} points:\n\n"
-        + tables.to_markdown(flagged, index=False)
-    )
+        ]
+    return [
+        f"{len(flagged)} trials miss their target by more than {100 * tables.AUDIT_TOLERANCE:.1f} points:",
+        "",
+        Table(flagged, index=False),
+    ]
 
 
 LAYER_COLUMNS = ["trial_id", "method", "config_hash", "layer", "sparsity"]

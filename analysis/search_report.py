@@ -13,7 +13,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from analysis import sparsest, tables
+from analysis import sparsest
+from analysis.document import Block, Figure, Table
 from analysis.load import read_arrow, to_frame
 from sweep import search
 from trainables.records import bits
@@ -52,7 +53,7 @@ def frontier(searched: pd.DataFrame) -> pd.DataFrame:
     return best
 
 
-def section(everything: pd.DataFrame, main: pd.DataFrame, folder: str, sweep_dir: str) -> list[str]:
+def section(everything: pd.DataFrame, main: pd.DataFrame, folder: str, sweep_dir: str) -> list[Block]:
     if not applies(everything):
         return []
     done = everything[(everything["status"] == "completed") & everything["stage"].isin(search.STAGES)].copy()
@@ -85,7 +86,7 @@ def section(everything: pd.DataFrame, main: pd.DataFrame, folder: str, sweep_dir
         from analysis import plots
 
         plots.search_gap(best, frontier(searched), target, os.path.join(folder, "search_gap.png"))
-        out += ["![the search's frontier over the algorithms' curves](search_gap.png)", ""]
+        out += [Figure("search_gap.png", "the search's frontier over the algorithms' curves"), ""]
     out += _drawings(found, best, target, folder, sweep_dir)
     return out
 
@@ -94,7 +95,7 @@ def _init(frame: pd.DataFrame) -> str:
     return str(frame["init"].fillna("default").iloc[0]) if "init" in frame else "default"
 
 
-def _phase1(phase1: pd.DataFrame, choice: dict, target: float) -> list[str]:
+def _phase1(phase1: pd.DataFrame, choice: dict, target: float) -> list[Block]:
     if phase1.empty:
         return []
     frame = phase1.assign(structure=_structure(phase1))
@@ -132,11 +133,11 @@ def _phase1(phase1: pd.DataFrame, choice: dict, target: float) -> list[str]:
         out += [f"No structure reached {target:.1%} in phase 1, so phase 2 did not run.", ""]
     if not hit.empty:
         hit = hit.head(8).assign(**{"best accuracy": hit["best accuracy"].head(8).map("{:.4f}".format)})
-        out += ["The smallest structures that reached it:", "", tables.to_markdown(hit, False), ""]
+        out += ["The smallest structures that reached it:", "", Table(hit, False), ""]
     return out
 
 
-def _sparsest_found(found: pd.Series, reached: pd.DataFrame, searched: pd.DataFrame, target: float) -> list[str]:
+def _sparsest_found(found: pd.Series, reached: pd.DataFrame, searched: pd.DataFrame, target: float) -> list[Block]:
     layers = [f"{int(found[f'w{i}_nnz'])}" for i in (1, 2, 3) if f"w{i}_nnz" in found and pd.notna(found[f"w{i}_nnz"])]
     detail = f", hidden layers {' + '.join(layers)} nonzeros and the dense classifier" if layers else ""
     per_nnz = reached.groupby("nnz_weights").size()
@@ -153,7 +154,7 @@ def _sparsest_found(found: pd.Series, reached: pd.DataFrame, searched: pd.DataFr
     ]
 
 
-def _gap(found: pd.Series, best: pd.DataFrame, target: float, init: str) -> list[str]:
+def _gap(found: pd.Series, best: pd.DataFrame, target: float, init: str) -> list[Block]:
     """One table: the search's sparsest, then each algorithm's at each width (same init, same target)."""
     n_search, m_search = int(found["nnz_weights"]), int(found["nnz_model"])
     width = max(int(found[f"active_d{i}"]) for i in (1, 2, 3))
@@ -177,7 +178,7 @@ def _gap(found: pd.Series, best: pd.DataFrame, target: float, init: str) -> list
     return _gap_table(rows, target, init, width)
 
 
-def _gap_table(rows: list, target: float, init: str, width: int) -> list[str]:
+def _gap_table(rows: list, target: float, init: str, width: int) -> list[Block]:
     frame = pd.DataFrame(rows, columns=["", "model", "Weight NNZ", "Model NNZ", "accuracy", "gap in Weight NNZ"])
     return [
         f"### The gap at {target:.1%}: fewest nonzero weights reaching it ({init} init)",
@@ -186,12 +187,12 @@ def _gap_table(rows: list, target: float, init: str, width: int) -> list[str]:
         "run with the fewest measured nonzero weights among the best runs per target (best over hyper-parameters "
         "and seeds) that reached the target; the gap is its Weight NNZ above the search's.",
         "",
-        tables.to_markdown(frame, False),
+        Table(frame, False),
         "",
     ]
 
 
-def _drawings(found: pd.Series, best: pd.DataFrame, target: float, folder: str, sweep_dir: str) -> list[str]:
+def _drawings(found: pd.Series, best: pd.DataFrame, target: float, folder: str, sweep_dir: str) -> list[Block]:
     """The sparsest searched network, and the sparsest network of the best algorithm (the fewest Weight NNZ at
     the target; if none reached it, the most accurate run) beside it, from the masks in the `layers` table."""
     rival = None
@@ -223,7 +224,7 @@ def _drawings(found: pd.Series, best: pd.DataFrame, target: float, folder: str, 
 
     plots.networks(drawings, os.path.join(folder, "sparsest_networks.png"))
     return [
-        "![the sparsest networks](sparsest_networks.png)",
+        Figure("sparsest_networks.png", "the sparsest networks"),
         "",
         "Left: the search's sparsest network; right: the sparsest network of the best pruning algorithm at the "
         "same target. Every surviving weight is a line; red dashed lines are ineffective weights (on no "

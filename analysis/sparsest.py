@@ -13,7 +13,7 @@ import os
 
 import pandas as pd
 
-from analysis import tables
+from analysis.document import Block, Figure, Table
 
 COLUMNS = [
     "target_nnz",
@@ -63,7 +63,7 @@ def smallest(best: pd.DataFrame, target: float) -> pd.DataFrame:
     return hit.drop_duplicates(["model", "method"]).set_index(["model", "method"])
 
 
-def section(trials: pd.DataFrame, folder: str) -> list[str]:
+def section(trials: pd.DataFrame, folder: str) -> list[Block]:
     if not applies(trials):
         return []
     best = best_per_target(trials)
@@ -80,12 +80,12 @@ def section(trials: pd.DataFrame, folder: str) -> list[str]:
     from analysis import plots
 
     plots.accuracy_vs_nnz(best, os.path.join(folder, "accuracy_vs_nnz.png"))
-    out += ["![accuracy vs nnz](accuracy_vs_nnz.png)", ""]
+    out += [Figure("accuracy_vs_nnz.png", "accuracy vs nnz"), ""]
     for model, part in best.groupby("model", sort=True):
         wide = part.assign(cell=[f"{v:.4f} ({int(n)})" for v, n in zip(part["value"], part["nnz_weights"])])
         wide = wide.pivot(index="method", columns="target_nnz", values="cell").fillna("—")
         wide.columns = [f"F={int(c)}" for c in wide.columns]
-        out += [f"### {model}: best accuracy (measured Weight NNZ) per target", "", tables.to_markdown(wide), ""]
+        out += [f"### {model}: best accuracy (measured Weight NNZ) per target", "", Table(wide), ""]
     out += ["## Sparsest model per algorithm", ""]
     for target in TARGETS:
         found = smallest(best, target)
@@ -109,7 +109,7 @@ def section(trials: pd.DataFrame, folder: str) -> list[str]:
         out += [
             f"Fewest nonzero weights reaching {target:.1%} accuracy (— : no run reached it):",
             "",
-            tables.to_markdown(frame, False),
+            Table(frame, False),
             "",
         ]
     out += _overparameterisation(best, folder)
@@ -126,7 +126,7 @@ def model_width(frame: pd.DataFrame) -> pd.Series:
     return width
 
 
-def _overparameterisation(best: pd.DataFrame, folder: str) -> list[str]:
+def _overparameterisation(best: pd.DataFrame, folder: str) -> list[Block]:
     """The study's overparameterisation view (§5.5): per algorithm, the fewest nonzero weights reaching each
     accuracy target against the model's width; drawn when the sweep has more than one width."""
     best = best.assign(model_width=model_width(best))
@@ -165,10 +165,10 @@ def _overparameterisation(best: pd.DataFrame, folder: str) -> list[str]:
     wide = frame.pivot_table(index=["target", "init", "method"], columns="width", values="nnz_weights", aggfunc="min")
     wide = wide.reindex(columns=widths).map(lambda v: "—" if pd.isna(v) else str(int(v)))
     wide.columns = [f"width {w}" for w in wide.columns]
-    return out + ["![overparameterisation](overparameterisation.png)", "", tables.to_markdown(wide), ""]
+    return out + [Figure("overparameterisation.png", "overparameterisation"), "", Table(wide), ""]
 
 
-def _connectivity(trials: pd.DataFrame) -> list[str]:
+def _connectivity(trials: pd.DataFrame) -> list[Block]:
     """Per (model, method), over its completed runs: the disconnected paths pruning left (trainables/training/
     structure.py defines them: ours, as the paper's definition is not in its code)."""
     done = trials[(trials["status"] == "completed") & trials["target_nnz"].notna() & trials["paths"].notna()].copy()
@@ -195,6 +195,6 @@ def _connectivity(trials: pd.DataFrame) -> list[str]:
         "0) or no outgoing (out-degree 0) nonzero weight, and ineffective weights: nonzero weights on no "
         "input-to-output path (docs/sparsest-models.md gives the definition; it is ours).",
         "",
-        tables.to_markdown(frame, False),
+        Table(frame, False),
         "",
     ]

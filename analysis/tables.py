@@ -104,6 +104,20 @@ def pareto(configs: pd.DataFrame) -> pd.DataFrame:
     return configs.loc[keep].sort_values(["method", "sparsity_mean"])
 
 
+# How a figure's axis names each metric, in its own unit (the tables show fractions as percent: format_value)
+METRIC_UNITS = {
+    "accuracy": "accuracy (fraction of test points correct, 0-1)",
+    "top1": "top-1 accuracy (fraction of validation images, 0-1)",
+    "top5": "top-5 accuracy (fraction of validation images, 0-1)",
+    "bleu_tokenized": "tokenized BLEU (points, 0-100)",
+    "sacrebleu": "sacreBLEU (points, 0-100)",
+}
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_UNITS.get(metric, metric)
+
+
 def format_value(metric: str, mean: float, std: float) -> str:
     if math.isnan(mean):
         return "–"
@@ -139,13 +153,13 @@ def audit(trials: pd.DataFrame, tolerance: float = AUDIT_TOLERANCE) -> pd.DataFr
 def to_markdown(df: pd.DataFrame, index: bool = True) -> str:
     frame = df.reset_index() if index else df
     header = [str(c) for c in frame.columns]
-    rows = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    rows = [[cell_text(v) for v in row] for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def _cell(v) -> str:
+def cell_text(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)

@@ -191,14 +191,9 @@ def cmd_status(args) -> int:
 
 def _phase2_note(folder: str) -> str:
     """A search whose phase 2 is not planned yet (phase 1 chooses its structure) says so."""
-    from sweep import search, spec
-    from trainables.records import paths
+    from sweep import search
 
-    try:
-        parsed = spec.load(paths.spec_file(folder))
-    except (spec.SpecError, OSError):
-        return ""
-    if parsed.search is None or parsed.search.structure or search.recorded(folder):
+    if not search.phase2_pending(folder):
         return ""
     return f" (and stage {search.PHASE2}'s, once stage {search.PHASE1} has chosen its structure)"
 
@@ -399,9 +394,13 @@ def _print_report(
             file=sys.stderr,
         )
     print()
+    if report.progress:
+        print(report.progress)
+        print()
     print(report.markdown)
     print()
     print(f"report: {paths.redact(paths.join(report.folder, 'README.md'))}")
+    print(f"page:   {paths.redact(paths.join(report.folder, 'index.html'))}")
 
 
 def _count(n: int, what: str) -> str:

@@ -146,6 +146,19 @@ def recorded(sweep_dir: str) -> dict[str, Any] | None:
     return json.loads(storage.read_text(where)) if storage.exists(where) else None
 
 
+def phase2_pending(sweep_dir: str) -> bool:
+    """Whether the sweep's spec has a search whose phase 2 is not planned yet (phase 1 chooses its structure), so
+    the manifest does not count its trials."""
+    from sweep import spec
+    from trainables.records import paths
+
+    try:
+        parsed = spec.load(paths.spec_file(sweep_dir))
+    except (spec.SpecError, OSError, ValueError):  # no readable spec: nothing to say
+        return False
+    return parsed.search is not None and not parsed.search.structure and recorded(sweep_dir) is None
+
+
 def record(sweep_dir: str, choice: dict[str, Any]) -> None:
     from trainables.records import paths, storage
 

@@ -552,7 +552,7 @@ def test_the_bundled_grids_have_the_studys_sizes(tmp_path):
 def test_report_section_picks_the_best_run_per_target_and_the_sparsest_at_each_accuracy(tmp_path):
     import pandas as pd
 
-    from analysis import sparsest
+    from analysis import document, sparsest
 
     rows = []
     for method, accuracy in [("snip", {15: 0.90, 20: 0.96, 26: 0.999}), ("synflow", {15: 0.80, 20: 0.85, 26: 0.94})]:
@@ -582,7 +582,7 @@ def test_report_section_picks_the_best_run_per_target_and_the_sparsest_at_each_a
     at95 = sparsest.smallest(best, 0.95)
     assert at95.loc[("width 3, bench95", "snip"), "nnz_weights"] == 19
     assert ("width 3, bench95", "synflow") not in at95.index
-    text = "\n".join(sparsest.section(trials, str(tmp_path)))
+    text = document.markdown(sparsest.section(trials, str(tmp_path)))
     assert "Fewest nonzero weights reaching 95.0% accuracy" in text and "Disconnected paths" in text
     assert "0.9600 (19)" in text and (tmp_path / "accuracy_vs_nnz.png").stat().st_size > 0
     assert "| width 3, bench95 | synflow | — |" in text  # never reached 95 %
@@ -591,7 +591,7 @@ def test_report_section_picks_the_best_run_per_target_and_the_sparsest_at_each_a
 def test_report_overparameterisation_view_gives_the_fewest_nnz_reaching_the_target_per_width(tmp_path):
     import pandas as pd
 
-    from analysis import sparsest
+    from analysis import document, sparsest
 
     rows = []
     # snip needs more weights the wider the model; synflow reaches 95 % only at width 3
@@ -604,9 +604,9 @@ def test_report_overparameterisation_view_gives_the_fewest_nnz_reaching_the_targ
             )  # fmt: skip
     for f in (15, 26):  # synflow at width 8 never reaches it
         rows.append({**rows[0], "method": "synflow", "width": 8, "target_nnz": f, "nnz_weights": f, "value": 0.7})
-    text = "\n".join(sparsest.section(pd.DataFrame(rows), str(tmp_path)))
+    text = document.markdown(sparsest.section(pd.DataFrame(rows), str(tmp_path)))
     assert "## Overparameterisation" in text and (tmp_path / "overparameterisation.png").stat().st_size > 0
     assert "| 95.0% | bench95 | snip | 18 | 22 | 26 |" in text
     assert "| 95.0% | bench95 | synflow | 24 | — | — |" in text
     one_width = pd.DataFrame([r for r in rows if r["width"] == 3])
-    assert "Overparameterisation" not in "\n".join(sparsest.section(one_width, str(tmp_path)))
+    assert "Overparameterisation" not in document.markdown(sparsest.section(one_width, str(tmp_path)))
