@@ -131,7 +131,8 @@ def _render(
         body += ["(no completed trials)", ""]
     else:
         shown = _hyperparameters(best, trials, found)
-        body += [Table(tables.wide_table(best), details=_cell_details(best, trials, shown)), ""]
+        every = _hyperparameters(best, trials, found, every=True)
+        body += [Table(tables.wide_table(best), details=_cell_details(best, trials, shown, every)), ""]
         body += ["Each cell's configuration and the seeds behind its mean: the Details table below (and, on the "
                  "HTML page, under the cell).", ""]  # fmt: skip
         points = trials.loc[learned & (trials["status"] == "completed"), ["method", "config_hash", "sparsity", "value"]]
@@ -454,16 +455,20 @@ def _details(best, shown: dict[str, dict]) -> Table:
     return Table(pd.DataFrame(rows), index=False)
 
 
-def _cell_details(best, trials, shown: dict[str, dict]) -> dict[tuple[str, str], str]:
-    """Per cell of the method x sparsity table (keyed as tables.wide_table labels it): the winning configuration,
-    and each seed's value and achieved sparsity behind the mean."""
+def _cell_details(best, trials, shown: dict[str, dict], every: dict[str, dict]) -> dict[tuple[str, str], str]:
+    """Per cell of the method x sparsity table (keyed as tables.wide_table labels it): the winning configuration
+    (what varies over the sweep, then its other settings), and each seed's value and achieved sparsity behind the
+    mean."""
     keys = ["method", "target_sparsity", "config_hash"]
     mine = trials.loc[(trials["status"] == "completed") & trials["config_hash"].isin(set(best["config_hash"]))]
     runs = {k: g for k, g in mine.groupby(keys, sort=False)[["seed", "value", "sparsity"]]}
     out = {}
     for r in best.itertuples():
         row = f"{r.target_sparsity:g}" if r.target_sparsity > 0 else "0 (dense)"
-        hps = ", ".join(f"{c}={v}" for c, v in shown[r.config_hash].items()) or "(the only one)"
+        hps = (
+            ", ".join(f"{c}={v}" for c, v in shown[r.config_hash].items()) or "no hyper-parameter varies in this sweep"
+        )
+        rest = ", ".join(f"{c}={v}" for c, v in every[r.config_hash].items() if c not in shown[r.config_hash])
         seeds = runs.get((r.method, r.target_sparsity, r.config_hash))
         per_seed = []
         if seeds is not None:
@@ -472,19 +477,25 @@ def _cell_details(best, trials, shown: dict[str, dict]) -> dict[tuple[str, str],
                 seed = "?" if pd.isna(s.seed) else int(s.seed)
                 per_seed.append(f"seed {seed}: {value} (sparsity {s.sparsity:.4f})")
         out[(row, r.method)] = (
-            f"config {r.config_hash[:10]}: {hps}\nbest of {r.configs} configuration{'s' if r.configs != 1 else ''}; "
+            f"config {r.config_hash[:10]}: {hps}\n"
+            + (f"with {rest}\n" if rest else "")
+            + f"best of {r.configs} configuration{'s' if r.configs != 1 else ''}; "
             f"{r.seeds} seed{'s' if r.seeds != 1 else ''}:\n" + "\n".join(per_seed)
         )
     return out
 
 
-def _hyperparameters(best, trials, found: _Trials) -> dict[str, dict]:
+def _hyperparameters(best, trials, found: _Trials, every: bool = False) -> dict[str, dict]:
     """Per best configuration hash, {column: value} of its first row for the columns outside _FIXED with more than
-    one distinct (non-null) value over `trials`, nulls left out; values print as pandas would hold them."""
+    one distinct (non-null) value over `trials` (`every`: all of them), nulls left out; values print as pandas
+    would hold them."""
     table, positions = found.table, trials.index.to_numpy()
     whole = len(positions) == table.num_rows  # the usual case: nothing was filtered out, no copy needed
     candidates = [c for c in table.column_names if c not in _FIXED]
-    varying = [c for c in candidates if _distinct(table[c] if whole else table[c].take(positions)) > 1]
+    if every:
+        varying = candidates
+    else:
+        varying = [c for c in candidates if _distinct(table[c] if whole else table[c].take(positions)) > 1]
     hashes = set(best["config_hash"])
     first = trials.loc[trials["config_hash"].isin(hashes), "config_hash"].drop_duplicates()
     rows = table.select(varying).take(first.index.to_numpy())
@@ -542,4 +553,5 @@ _FIXED = {
     "sparsity",
     "steps",
     "wall_time_s",
+    *sparsest.COLUMNS,  # measured counts and connectivity (and the nnz target, the cell's key): results, not settings
 }
