@@ -185,3 +185,26 @@ def test_pareto_keeps_configs_no_other_beats_on_both_axes():
         }
     )
     assert list(pareto(configs)["config_hash"]) == ["d", "b", "a"]  # c: b is sparser and better
+
+
+def test_the_audit_lists_the_worst_misses_and_writes_them_all_and_counts_nnz_targets_in_weights(tmp_path):
+    from analysis import document
+    from analysis.report import AUDIT_ROWS, _audit
+
+    misses = [row("m", 0.9, f"c{i}", 0, 1.0, sparsity=0.9 - 0.01 * (i + 1)) for i in range(AUDIT_ROWS + 5)]
+    blocks = _audit(pd.DataFrame(misses), str(tmp_path))
+    text = document.markdown(blocks)
+    assert f"{AUDIT_ROWS + 5} trials miss their target by more than 0.5 points; the {AUDIT_ROWS} that miss" in text
+    assert len(blocks[-1].frame) == AUDIT_ROWS and blocks[-1].frame["miss"].iloc[0] == pytest.approx(0.25)
+    assert len(pd.read_csv(tmp_path / "audit.csv")) == AUDIT_ROWS + 5
+    counted = pd.DataFrame(
+        [
+            {**row("gmp", 0.5, "g", s, 1.0, sparsity=0.6), "target_nnz": 15, "nnz_weights": 13 + (s == 2)}
+            for s in range(3)
+        ]
+    )
+    text = document.markdown(_audit(counted, str(tmp_path)))
+    assert (
+        "3 completed, their Weight NNZ against the target: 2 -2, 1 -1. Per method (fewest..most): gmp -2..-1." in text
+    )
+    assert "miss their target" not in text and "Every completed trial" not in text  # counted in weights only
