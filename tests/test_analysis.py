@@ -167,7 +167,12 @@ def test_report_sets_the_published_frontier_beside_the_sweep(tmp_path):
         for line in text.splitlines()
         if line.startswith("| 0.9 |") and "(published)" not in line and line.count("|") > 6
     )
-    assert "73.91 ± 0.00" in row and "70.00 ± 0.00 (0.900)" in row  # published MP at 90% beside ours
+    assert "73.91 ± 0.00" in row and "70.00 ± 0.00 (0.900)" in row  # recomputed MP at 90% beside ours
+    assert "| magnitude (recomputed from CSVs) | magnitude (this sweep) |" in text
+    # the README's table as published: the extended column, 'failed' for L0, the README's own values
+    assert "| 95% | 70.59 | 72.71 (target 0.96) | 71.91 | 58.04 | failed |  |" in text
+    assert "| 50% | 76.53 | – | 76.55 | 74.59 | failed (≈0.1%) |  |" in text
+    assert "58.08 ± 0.00 (0.950)" in text  # and the CSVs' own value for the same cell, labelled as recomputed
     with pytest.raises(ReportError, match="unknown reference 'x'; available: gale2019"):
         write_report(str(tmp_path), reference="x")
 
@@ -208,3 +213,32 @@ def test_the_audit_lists_the_worst_misses_and_writes_them_all_and_counts_nnz_tar
         "3 completed, their Weight NNZ against the target: 2 -2, 1 -1. Per method (fewest..most): gmp -2..-1." in text
     )
     assert "miss their target" not in text and "Every completed trial" not in text  # counted in weights only
+
+
+def test_a_lottery_sweep_of_a_study_task_gets_the_studys_lottery_runs_beside_its_own(tmp_path):
+    task = "transformer_wmt14_ende"
+    rows = [("magnitude", "main", None, None, 20.0), ("magnitude", "lottery", "main-0", "lottery", 18.0)]
+    for i, (method, stage, parent, variant, value) in enumerate(rows):
+        trial = Trial(
+            sweep="s",
+            sweep_dir=str(tmp_path),
+            trial_id=f"{stage}-{i}",
+            config_hash=f"c{i}",
+            task=task,
+            task_options={},
+            method=method,
+            method_config={"variant": variant} if variant else {},
+            target_sparsity=0.9,
+            seed=0,
+            stage=stage,
+            parent_trial_id=parent,
+            hp_columns=(("variant", "str"),),
+        )
+        row = {"source": "sweep", "status": "completed", "metric": "bleu_tokenized", "mode": "max", "value": value}
+        write_rows(trial, "trials", [{**row, "sparsity": 0.9, "steps": 10, "wall_time_s": 1.0}])
+    write_report(str(tmp_path), reference="gale2019")
+    text = (tmp_path / "report" / "README.md").read_text()
+    section = text[text.index("lottery ticket and scratch retraining, published runs beside this sweep's") :]
+    published = next(line for line in section.splitlines() if line.startswith("| 90% |"))
+    assert published.startswith("| 90% | 23.26 | 21.09 | 21.34 | 20.49 | 20.98 | 22.04 |"), published  # §4.2
+    assert "| lottery: magnitude at 0.9 | 20 ± 0 | 18 ± 0 |" in section  # the sweep's own beside it
