@@ -71,7 +71,7 @@ def layer_heatmap(layers: pd.DataFrame, best: pd.DataFrame, level: float, path: 
     grid = rows.pivot_table(index="layer", columns="method", values="sparsity", aggfunc="mean").reindex(order)
     grid = grid.dropna(how="all")
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 1.2 + 0.35 * grid.shape[0]))
-    label = "sparsity (fraction of the layer's weights that are zero)"
+    label = "sparsity (fraction of weights zero)"
     sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar_kws={"label": label}, ax=ax)
     ax.set_title(f"per-layer sparsity at {level:g} (best config per method)")
     _save(fig, path, svg=False)  # a grid of colours: a PNG is smaller and as sharp
