@@ -101,18 +101,30 @@ def submit(
             runtime_env["pip"] = dependencies()
         # quoted: a storage URI's query string (?a=1&b=2) would otherwise be split by the job's shell
         entrypoint = f"python -m sweep.cli run spec.yaml --address auto --storage {shlex.quote(storage)}"
-        try:
-            client.submit_job(
-                entrypoint=entrypoint,
-                submission_id=submission_id,
-                runtime_env=runtime_env,
-                metadata={"sparsity_sweep": sweep, "storage": storage},
-                entrypoint_num_cpus=entrypoint_num_cpus,
-            )
-        except Exception as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ClusterError(f"submitting sweep {sweep!r} to {address} failed: {reason}") from None
+        deadline = time.monotonic() + AGENT_WAIT_S
+        while True:
+            try:
+                client.submit_job(
+                    entrypoint=entrypoint,
+                    submission_id=submission_id,
+                    runtime_env=runtime_env,
+                    metadata={"sparsity_sweep": sweep, "storage": storage},
+                    entrypoint_num_cpus=entrypoint_num_cpus,
+                )
+                break
+            except Exception as e:
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                if NO_AGENT in reason and time.monotonic() < deadline:
+                    time.sleep(2)  # a cluster just started: its nodes' job agents register within seconds
+                    continue
+                raise ClusterError(f"submitting sweep {sweep!r} to {address} failed: {reason}") from None
     return submission_id, True
+
+
+# Ray's job server answers this while no node's job agent has registered yet (a head started moments ago, or
+# under load); the submission is retried for up to AGENT_WAIT_S seconds.
+NO_AGENT = "No available agent to submit job"
+AGENT_WAIT_S = 60
 
 
 def status(address: str, sweep: str) -> list[tuple[str, str, str]]:

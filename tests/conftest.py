@@ -53,3 +53,23 @@ def sparsity_cli(*args: str, timeout: float = 240, **kw) -> subprocess.Completed
     """Run the installed `sparsity` command as a user would."""
     exe = shutil.which("sparsity", path=os.path.dirname(sys.executable)) or "sparsity"
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def stop_ray_under(temp_dir: str) -> None:
+    """Kill the Ray processes started with `--temp-dir temp_dir` (and their children, the workers), leaving every
+    other Ray on the machine alone: `ray stop --force` would end a sweep running beside the tests too."""
+    import psutil
+
+    mine = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(temp_dir in part for part in proc.info["cmdline"] or ()):
+            try:
+                mine += [proc, *proc.children(recursive=True)]
+            except psutil.Error:
+                pass
+    for proc in mine:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(mine, timeout=30)

@@ -248,7 +248,7 @@ def test_sigkilled_raylet_on_a_two_node_cluster_moves_its_trials_to_the_other_no
     start = subprocess.run(["bash", script, "start", "2"], capture_output=True, text=True, timeout=180, env=env)
     assert start.returncode == 0, start.stdout + start.stderr
     try:
-        second = _raylet("ray-second-node")
+        second = _raylet(f"ray-cluster-{port}/second/")
         assert second is not None, "the second node's raylet is not running"
         spec_path = long_spec(write_spec, "raylet-killed")
         storage = tmp_path / "store"

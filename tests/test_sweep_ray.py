@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sweep import plan, runner, spec
-from tests.conftest import SPECS, free_port, sparsity_cli
+from tests.conftest import SPECS, free_port, sparsity_cli, stop_ray_under
 from trainables.records import paths
 
 pytestmark = pytest.mark.ray
@@ -81,11 +81,14 @@ def test_address_joins_a_running_cluster(tmp_path):
     """A head started with the `ray` command (token auth on, as Ray 2.60 does by default) runs the sweep."""
     ray_exe = os.path.join(os.path.dirname(sys.executable), "ray")
     port = free_port()
+    temp_dir = f"/tmp/ray-test-{port}"  # its own: the test ends this Ray only (socket paths must stay short)
     start = subprocess.run(
         [
             ray_exe,
             "start",
             "--head",
+            "--temp-dir",
+            temp_dir,
             "--node-ip-address",
             "127.0.0.1",
             "--port",
@@ -107,7 +110,7 @@ def test_address_joins_a_running_cluster(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         assert len(read(tmp_path / "tiny", "trials")) == 2
     finally:
-        subprocess.run([ray_exe, "stop", "--force"], capture_output=True, timeout=120)
+        stop_ray_under(temp_dir)
 
 
 def test_unreachable_address_fails_fast_with_one_line(tmp_path):
