@@ -44,7 +44,9 @@ def main(argv=None) -> int:
     trials = [t for t in plan.expand(parsed, tempfile.mkdtemp(), args.spec) if t.stage == "main"]
     lay = packing.layout(trials, parsed.resources.pack, 1, bool(parsed.stages))
     pack = next(
-        q for q in lay.packs if q.members[0].method == args.method and q.members[0].task_options.get("width") == args.width
+        q
+        for q in lay.packs
+        if q.members[0].method == args.method and q.members[0].task_options.get("width") == args.width
     )
     k = len(pack.members)
     first = args.steps // 5

@@ -5,6 +5,7 @@ driver is killed between the phases. The eligible-mask enumeration itself: tests
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -105,6 +106,37 @@ def test_phase1_and_phase2_packed_keep_every_member_inside_its_own_block(tmp_pat
             assert torch.count_nonzero(x.weight[k]) == int(pattern.sum())
         assert counted[k]["nnz_weights"] == t.target_nnz  # hidden masks + the dense 1-weight classifier
         assert torch.count_nonzero(linear[3].weight[k]) == 1
+
+
+def test_phase2_from_a_stored_init_trains_its_structure_natively_with_the_masked_models_numbers(tmp_path):
+    """With a stored init, phase 2's model is the structure itself (sweep/plan.native_structure): it starts from the
+    same values as the masked width-16 model's active block and trains to the same numbers up to float rounding."""
+    parsed = spec.parse(search_spec(max_width=3, structure=[3, 2, 2]), "search.yaml")
+    trials = plan.search_masks(parsed, str(tmp_path / "s"), (3, 2, 2))
+    native = trials[len(trials) // 2]
+    assert [native.task_options[d] for d in ("d1", "d2", "d3")] == [3, 2, 2] and native.task_options["width"] == 16
+    masked = dataclasses.replace(
+        native, trial_id=native.trial_id + "-w16", task_options={**native.task_options, "d1": 0, "d2": 0, "d3": 0}
+    )
+    runs = {}
+    for name, trial in (("native", native), ("masked", masked)):
+        seen = {"loss": []}
+
+        def watch(step, loss, lr, s, seen=seen):
+            seen["loss"].append(loss)
+            if step == 300:
+                seen["weights"] = [w.detach().clone() for w in s.params.values()]
+
+        unpacked_loop.run_trial(trial, LocalSession(str(tmp_path / name)), max_steps=300, on_step=watch)
+        runs[name] = seen
+    assert runs["native"]["loss"] == pytest.approx(runs["masked"]["loss"], rel=1e-5, abs=1e-7)
+    widths = (2, 3, 2, 2, 1)
+    for w, v, inp, out in zip(runs["native"]["weights"], runs["masked"]["weights"], widths, widths[1:]):
+        assert tuple(w.shape) == (out, inp)
+        assert torch.allclose(w, v[:out, :inp], rtol=1e-5, atol=1e-6)
+        assert torch.count_nonzero(v) == torch.count_nonzero(v[:out, :inp])  # nothing outside the block
+    drawn = spec.parse({**search_spec(structure=[3, 2, 2]), "task_options": {"bias_mask": "out_degree"}}, "s.yaml")
+    assert plan.search_masks(drawn, str(tmp_path / "d"), (3, 2, 2))[0].task_options["d1"] == 0  # drawn: width 16
 
 
 # -- phase 2 follows from phase 1 -------------------------------------------------------------------------------

@@ -150,7 +150,9 @@ def test_status_and_report_of_an_s3_sweep(s3_sweep):
     report = sparsity_cli("report", SWEEP, env=env, cwd=cwd, timeout=120)
     assert report.returncode == 0, report.stderr
     assert "| target sparsity | magnitude | random |" in report.stdout
-    assert f"report: {SWEEP}/report/README.md" in report.stdout and f"page:   {SWEEP}/report/index.html" in report.stdout
+    assert (
+        f"report: {SWEEP}/report/README.md" in report.stdout and f"page:   {SWEEP}/report/index.html" in report.stdout
+    )
     for name in ("README.md", "index.html", "best.csv", "metric_vs_sparsity.png", "metric_vs_sparsity.svg"):
         assert fs.get_file_info(f"{_key(SWEEP)}/report/{name}").size > 0
     assert os.listdir(cwd) == []
