@@ -117,7 +117,8 @@ def _render(
     trials = tables.assign_levels(trials)
     os.makedirs(folder, exist_ok=True)
     best = tables.best_per_cell(trials)
-    table = tables.to_markdown(tables.wide_table(best)) if not best.empty else "(no completed trials)"
+    wide = tables.wide_table(best) if not best.empty else None
+    table = tables.to_markdown(wide) if wide is not None else "(no completed trials)"
     best.to_csv(os.path.join(folder, "best.csv"), index=False)
     body: list[Block] = [
         _summary(trials),
@@ -127,12 +128,12 @@ def _render(
         _legend(best),
         "",
     ]
-    if best.empty:
+    if wide is None:
         body += ["(no completed trials)", ""]
     else:
         shown = _hyperparameters(best, trials, found)
         every = _hyperparameters(best, trials, found, every=True)
-        body += [Table(tables.wide_table(best), details=_cell_details(best, trials, shown, every)), ""]
+        body += [Table(wide, details=_cell_details(best, trials, shown, every)), ""]
         body += ["Each cell's configuration and the seeds behind its mean: the Details table below (and, on the "
                  "HTML page, under the cell).", ""]  # fmt: skip
         points = trials.loc[learned & (trials["status"] == "completed"), ["method", "config_hash", "sparsity", "value"]]
@@ -509,7 +510,7 @@ def _cell_details(best, trials, shown: dict[str, dict], every: dict[str, dict]) 
     runs = {k: g for k, g in mine.groupby(keys, sort=False)[["seed", "value", "sparsity"]]}
     out = {}
     for r in best.itertuples():
-        row = f"{r.target_sparsity:g}" if r.target_sparsity > 0 else "0 (dense)"
+        row = tables.level_label(r.target_sparsity)
         hps = (
             ", ".join(f"{c}={v}" for c, v in shown[r.config_hash].items()) or "no hyper-parameter varies in this sweep"
         )

@@ -126,6 +126,11 @@ def format_value(metric: str, mean: float, std: float) -> str:
     return f"{mean:.4g} ± {std:.2g}"
 
 
+def level_label(target: float) -> str:
+    """A target sparsity as the method x sparsity table labels its row."""
+    return f"{target:g}" if target > 0 else "0 (dense)"
+
+
 def wide_table(best: pd.DataFrame) -> pd.DataFrame:
     """Rows: target sparsity; columns: methods; cells: 'mean ± std (achieved sparsity)'."""
     cells = best.assign(
@@ -137,7 +142,7 @@ def wide_table(best: pd.DataFrame) -> pd.DataFrame:
     )
     wide = cells.pivot_table(index="target_sparsity", columns="method", values="cell", aggfunc="first")
     wide = wide.fillna("")
-    wide.index = [f"{t:g}" if t > 0 else "0 (dense)" for t in wide.index]
+    wide.index = [level_label(t) for t in wide.index]
     wide.index.name = "target sparsity"
     return wide
 

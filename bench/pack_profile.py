@@ -18,14 +18,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from slice_projection import Quiet  # noqa: E402  (a session that keeps no reports; bench/ is on the path)
+
 from sweep import packing, plan, spec  # noqa: E402
 from trainables.packing.loop import run_pack  # noqa: E402
-from trainables.training.session import LocalSession  # noqa: E402
-
-
-class Quiet(LocalSession):
-    def report(self, metrics, state):
-        pass
 
 
 def main(argv=None) -> int:

@@ -15,17 +15,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import torch  # noqa: E402
+from slice_projection import Quiet  # noqa: E402  (a session that keeps no reports; bench/ is on the path)
 
 from sweep import packing, plan, spec  # noqa: E402
 from trainables.packing.loop import run_pack  # noqa: E402
 from trainables.packing.pack import Pack, pack_id  # noqa: E402
-from trainables.training.session import LocalSession  # noqa: E402
-
-
-class Quiet(LocalSession):
-    def report(self, metrics, state):
-        pass
-
 
 torch.set_num_threads(1)
 p = spec.load(os.path.join(os.path.dirname(__file__), "..", "sweep", "specs", "sparsest_slice_fixed_95.yaml"))

@@ -270,19 +270,16 @@ def search_masks(spec: Spec, sweep_dir: str, structure: tuple[int, ...], resolve
     return _search_trials(spec, sweep_dir, search.PHASE2, search.MASK_METHOD, task_values, configs, resolved)
 
 
-STORED_INITS = ("bench95", "bench995")  # the cubist task's stored inits: fixed numbers, whatever the model's size
-
-
 def native_structure(task_values: dict, structure: tuple[int, ...]) -> dict:
     """Phase 2's model as the structure itself (d1, d2, d3) where that is the same computation as the masked
     width-16 model: with a stored init, a narrower layer starts from the stored width-16 init's top-left block
     (trainables/tasks/cubist.py), which is where the masked model's active block starts; outside that block the
     masked model's weights and biases are zero and stay zero (masked, no gradient, weight decay of zero), so it
     computes the same numbers up to float rounding, at the structure's cost instead of width 16's (issue 15: about
-    a fifth of the slice). A drawn init keeps the masked width-16 model: its scale depends on the width (§3.1)."""
+    a tenth of the slice). A drawn init keeps the masked width-16 model: its scale depends on the width (§3.1)."""
     init = task_values.get("init", "default")
     inits = init if isinstance(init, list) else [init]
-    if not inits or any(i not in STORED_INITS for i in inits):
+    if not inits or "default" in inits:  # "default": drawn from the seed; any other init is stored
         return {}
     return {f"d{i + 1}": d for i, d in enumerate(structure)}
 
